@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the end-to-end example: static vs dynamic embeddings + Roost on real data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python examples/quickstart.py "$@"

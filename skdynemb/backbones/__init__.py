@@ -1,0 +1,43 @@
+"""Registry of pretrained structure-aware backbones.
+
+Adding a backbone = one module with a ``load(weights=None) -> Backbone`` function and one line
+in ``_REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from skdynemb.backbones.base import Backbone, StageOutput
+
+# name -> (module, default weights passed to its ``load``; None = the module's own default)
+_REGISTRY: dict[str, tuple[str, str | None]] = {
+    "cgcnn-mp-eform": ("skdynemb.backbones.cgcnn", None),
+    "chgnet": ("skdynemb.backbones.chgnet", None),
+    "alignn": ("skdynemb.backbones.alignn", None),
+}
+
+
+def available_backbones() -> list[str]:
+    """Names accepted by :func:`load_backbone` (and ``DynamicEmbeddingTransformer(backbone=...)``)."""
+    return sorted(_REGISTRY)
+
+
+def register_backbone(name: str, module: str, default_weights: str | None = None) -> None:
+    """Make ``module.load(weights)`` available under ``name``."""
+    _REGISTRY[name] = (module, default_weights)
+
+
+def load_backbone(name: str, weights: str | Path | None = None, device: str = "cpu") -> Backbone:
+    """Load backbone ``name`` (optionally from ``weights``) onto ``device`` in eval mode."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
+    module_name, default = _REGISTRY[name]
+    module = importlib.import_module(module_name)
+    backbone = module.load(weights if weights is not None else default)
+    backbone.module.eval()
+    return backbone.to(device)
+
+
+__all__ = ["Backbone", "StageOutput", "available_backbones", "load_backbone", "register_backbone"]

@@ -1,0 +1,51 @@
+"""Pooling of per-atom stage features into per-element rows or one vector per compound."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core.periodic_table import Element
+
+from skdynemb.backbones.base import StageOutput
+
+
+@dataclass
+class PooledStages:
+    """One structure's stage features pooled by element (the unit that is cached).
+
+    elements : symbols sorted by atomic number; fractions : atomic fractions (sum 1);
+    stages : per stage, an (n_elements, d_s) float32 array, row = mean over that element's atoms;
+    bond / angle : per stage, the structure's mean bond / angle feature vector (or None).
+    """
+
+    elements: tuple[str, ...]
+    fractions: np.ndarray
+    stages: list[np.ndarray]
+    bond: list[np.ndarray] | None
+    angle: list[np.ndarray] | None
+
+
+def element_groups(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group sites by their actual species: (unique Z sorted, inverse index per site, counts)."""
+    z, inverse, counts = np.unique(np.asarray(numbers), return_inverse=True, return_counts=True)
+    return z, inverse, counts
+
+
+def pool_by_element(numbers: np.ndarray, output: StageOutput) -> PooledStages:
+    """Mean of each element's atom rows at every stage (scatter-mean by site species)."""
+    z, inverse, counts = element_groups(numbers)
+    stages = []
+    for atom in output.atom:
+        if atom.shape[0] != len(numbers):
+            raise ValueError(f"stage has {atom.shape[0]} rows for {len(numbers)} sites")
+        sums = np.zeros((len(z), atom.shape[1]), dtype=np.float64)
+        np.add.at(sums, inverse, atom)
+        stages.append((sums / counts[:, None]).astype(np.float32))
+    return PooledStages(
+        elements=tuple(Element.from_Z(int(k)).symbol for k in z),
+        fractions=counts / counts.sum(),
+        stages=stages,
+        bond=output.bond,
+        angle=output.angle,
+    )

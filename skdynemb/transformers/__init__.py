@@ -1,0 +1,5 @@
+"""scikit-learn transformers: structures/compositions -> embeddings."""
+
+from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
+
+__all__ = ["DynamicEmbeddingTransformer"]

@@ -1,0 +1,62 @@
+"""Shared plumbing for the transformers: input coercion and tabular (set_output) wrapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
+
+
+def as_samples(X, name: str = "X") -> tuple[list, list[str] | None]:
+    """Turn X (list, tuple, 1-D object array, pandas Series or one-column DataFrame) into a list.
+
+    Returns the items and, for pandas input with a non-default index, the index as string ids.
+    """
+    ids = None
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] != 1:
+            raise ValueError(f"{name} is a DataFrame with {X.shape[1]} columns; pass the one column of samples")
+        X = X.iloc[:, 0]
+    if isinstance(X, pd.Series):
+        if not isinstance(X.index, pd.RangeIndex):
+            ids = [str(i) for i in X.index]
+        return X.tolist(), ids
+    if isinstance(X, np.ndarray):
+        if X.ndim == 2 and X.shape[1] == 1:
+            X = X[:, 0]
+        if X.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D sequence of samples, got an array of shape {X.shape}")
+        return X.tolist(), None
+    if isinstance(X, (str, bytes, dict)) or not hasattr(X, "__len__"):
+        raise TypeError(f"{name} must be a sequence of samples, got {type(X).__name__}")
+    return list(X), None
+
+
+class TabularOutputMixin:
+    """``set_output`` for transformers whose output is tabular only for some settings.
+
+    Subclasses declare ``auto_wrap_output_keys=None`` and call :meth:`_wrap_output` on their
+    result: 2-D arrays become DataFrames when ``set_output(transform="pandas")`` is configured;
+    per-element :class:`~skdynemb.embeddings.ElementEmbeddings` are not tabular and pass through.
+    """
+
+    def set_output(self, *, transform=None):
+        """Set the output container of ``transform`` ("default", "pandas" or "polars")."""
+        if transform is not None:
+            if not hasattr(self, "_sklearn_output_config"):
+                self._sklearn_output_config = {}
+            self._sklearn_output_config["transform"] = transform
+        return self
+
+    def _wrap_output(self, out, X):
+        if not isinstance(out, np.ndarray):
+            return out
+        dense = _get_output_config("transform", self)["dense"]
+        if dense == "default":
+            return out
+        table = ADAPTERS_MANAGER.adapters[dense].create_container(
+            out, X if isinstance(X, pd.DataFrame) else None, columns=self.get_feature_names_out
+        )
+        if dense == "pandas" and isinstance(X, pd.Series):
+            table.index = X.index
+        return table

@@ -1,0 +1,199 @@
+"""DynamicEmbeddingTransformer: structures -> structure-aware element embeddings."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from skdynemb.backbones import available_backbones, load_backbone
+from skdynemb.cache import StageCache, cache_location
+from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
+from skdynemb.extraction import extract_pooled, resolve_device
+from skdynemb.pooling import PooledStages
+from skdynemb.structures import to_crystals
+from skdynemb.transformers._base import TabularOutputMixin, as_samples
+
+_COMPOUND_FEATURES = (None, "bond", "bond+angle")
+
+
+class DynamicEmbeddingTransformer(TabularOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Per-element (or atom-averaged) hidden features of a pretrained GNN, per compound.
+
+    Parameters
+    ----------
+    backbone : str
+        Registered backbone name (:func:`skdynemb.backbones.available_backbones`), e.g.
+        ``"cgcnn-mp-eform"`` (offline default), ``"chgnet"``, ``"alignn"``.
+    weights : str or path, optional
+        Checkpoint for the backbone (required for ``"alignn"``: a folder/zip/.pt or official name).
+    layer : int, str, list or "all", default=-1
+        Stage(s) to read: index into the backbone's stages (-1 = last, the paper's best), a stage
+        name, a list of those (concatenated), or ``"all"``.
+    pooling : {"element", "mean"}, default="element"
+        ``"element"``: per compound, one row per unique element (mean of that element's atom
+        vectors) with atomic fractions -> :class:`ElementEmbeddings` (Roost input).
+        ``"mean"``: one atom-averaged vector per compound -> 2-D float32 array.
+    compound_features : {None, "bond", "bond+angle"}
+        Append the structure's mean bond (and angle) features to every row. Taken at the last
+        selected stage, or the backbone's last bond/angle stage when it has fewer.
+    device : str, default="auto"
+        ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    batch_size : int, default=64
+        Structures per block-diagonal forward pass.
+    n_jobs : int, optional
+        joblib workers over batches (any joblib backend, e.g. dask).
+    memory : None, path or joblib.Memory
+        Cache folder for per-structure results (keyed on structure + weights).
+    progress : bool, default=True
+        tqdm progress bar while extracting.
+
+    Attributes
+    ----------
+    backbone_ : the loaded :class:`~skdynemb.backbones.Backbone`
+    layers_ : list of int, the selected stage indices
+    feature_names_ : ndarray of str, names of the row features
+    n_features_out_ : int
+    """
+
+    def __init__(
+        self,
+        backbone="cgcnn-mp-eform",
+        weights=None,
+        layer=-1,
+        pooling="element",
+        compound_features=None,
+        device="auto",
+        batch_size=64,
+        n_jobs=None,
+        memory=None,
+        progress=True,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.compound_features = compound_features
+        self.device = device
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.memory = memory
+        self.progress = progress
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X=None, y=None):
+        """Load the backbone and resolve the stages; X is not needed (the backbone is pretrained)."""
+        if self.backbone not in available_backbones():
+            raise ValueError(f"backbone={self.backbone!r} is not one of {available_backbones()}")
+        if self.pooling not in ("element", "mean"):
+            raise ValueError(f"pooling must be 'element' or 'mean', got {self.pooling!r}")
+        if self.compound_features not in _COMPOUND_FEATURES:
+            raise ValueError(f"compound_features must be one of {_COMPOUND_FEATURES}, got {self.compound_features!r}")
+        if not isinstance(self.batch_size, Integral) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        self._weights_hash = None
+        self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
+        self.layers_ = self._resolve_layers(self.layer)
+        self._check_compound_features()
+        self.feature_names_ = np.asarray(self._feature_names(), dtype=object)
+        self.n_features_out_ = len(self.feature_names_)
+        return self
+
+    def _resolve_layers(self, layer) -> list[int]:
+        names = list(self.backbone_.stage_names)
+        n = len(names)
+        if isinstance(layer, str) and layer == "all":
+            return list(range(n))
+        items = list(layer) if isinstance(layer, (list, tuple)) else [layer]
+        if not items:
+            raise ValueError("layer is an empty list")
+        out = []
+        for item in items:
+            if isinstance(item, str):
+                if item not in names:
+                    raise ValueError(f"layer {item!r} is not a stage of {self.backbone!r}: {names}")
+                out.append(names.index(item))
+            elif isinstance(item, Integral) and -n <= item < n:
+                out.append(int(item) % n)
+            else:
+                raise ValueError(f"layer {item!r} out of range for {n} stages of {self.backbone!r}: {names}")
+        if len(set(out)) != len(out):
+            raise ValueError(f"layer {layer!r} selects a stage twice")
+        return out
+
+    def _check_compound_features(self) -> None:
+        bb = self.backbone_
+        if self.compound_features is None:
+            return
+        if not bb.bond_dims:
+            raise ValueError(f"backbone {self.backbone!r} has no bond features; use compound_features=None")
+        if self.compound_features == "bond+angle" and not bb.angle_dims:
+            raise ValueError(f"backbone {self.backbone!r} has no angle features; use compound_features='bond'")
+
+    def _compound_stage(self, dims: list[int]) -> int:
+        """Stage whose bond/angle features are appended: the last selected, clipped to availability."""
+        return min(self.layers_[-1], len(dims) - 1)
+
+    def _feature_names(self) -> list[str]:
+        bb = self.backbone_
+        names = [f"{bb.stage_names[s]}_{k}" for s in self.layers_ for k in range(bb.stage_dims[s])]
+        if self.compound_features:
+            s = self._compound_stage(bb.bond_dims)
+            names += [f"bond_{s}_{k}" for k in range(bb.bond_dims[s])]
+        if self.compound_features == "bond+angle":
+            s = self._compound_stage(bb.angle_dims)
+            names += [f"angle_{s}_{k}" for k in range(bb.angle_dims[s])]
+        return names
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X):
+        """Embeddings of structures X (any input :func:`skdynemb.structures.to_crystals` accepts).
+
+        Returns :class:`ElementEmbeddings` (``pooling="element"``) or an (n_samples, d) float32
+        array / DataFrame (``pooling="mean"``).
+        """
+        check_is_fitted(self, "backbone_")
+        items, ids = as_samples(X)
+        crystals = to_crystals(items, ids=ids)
+        root = cache_location(self.memory)
+        cache = None if root is None else StageCache(root, self.backbone, self._fingerprint())
+        pooled = extract_pooled(
+            crystals, self.backbone_, batch_size=self.batch_size, n_jobs=self.n_jobs, cache=cache,
+            progress=self.progress,
+        )
+        compounds = [self._compound(p, c.id) for p, c in zip(pooled, crystals)]
+        if self.pooling == "element":
+            return ElementEmbeddings(compounds, self.feature_names_)
+        out = ElementEmbeddings(compounds, self.feature_names_).mean()
+        return self._wrap_output(out, X)
+
+    def _fingerprint(self) -> str:
+        """Weights hash for cache keys, computed once per fitted backbone."""
+        if getattr(self, "_weights_hash", None) is None:
+            self._weights_hash = self.backbone_.fingerprint()
+        return self._weights_hash
+
+    def _compound(self, p: PooledStages, sample_id) -> CompoundEmbedding:
+        rows = [p.stages[s] for s in self.layers_]
+        n_el = len(p.elements)
+        if self.compound_features:
+            rows.append(np.tile(p.bond[self._compound_stage(p.bond)], (n_el, 1)))
+        if self.compound_features == "bond+angle":
+            rows.append(np.tile(p.angle[self._compound_stage(p.angle)], (n_el, 1)))
+        features = np.concatenate(rows, axis=1).astype(np.float32)
+        return CompoundEmbedding(p.elements, np.asarray(p.fractions, dtype=np.float64), features, sample_id)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns (one per feature of a row)."""
+        check_is_fitted(self, "feature_names_")
+        return self.feature_names_.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
