@@ -18,7 +18,9 @@ _EXPORTS = {
     "Crystal": "skdynemb.structures",
     "to_crystal": "skdynemb.structures",
     "to_crystals": "skdynemb.structures",
-    "InvalidStructureError": "skdynemb.structures",
+    "InvalidStructureError": "skdynemb.errors",
+    "InvalidCompositionError": "skdynemb.errors",
+    "InvalidSampleError": "skdynemb.errors",
     "load_backbone": "skdynemb.backbones",
     "available_backbones": "skdynemb.backbones",
 }

@@ -51,7 +51,7 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
 
         With ``ignore_errors=False`` the first bad structure raises, naming its row index.
         """
-        structures = [e[0] if isinstance(e, (tuple, list)) else e for e in entries]
+        structures = [e[0] if isinstance(e, (tuple, list, np.ndarray)) else e for e in entries]
         transformer = self._fitted()
         transformer.set_params(progress=bool(pbar))
         try:

@@ -14,19 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from skdynemb.errors import InvalidStructureError
+
 #: Two sites closer than this (Å) are treated as the same spot.
 MIN_DISTANCE = 0.1
-
-
-class InvalidStructureError(ValueError):
-    """A structure that cannot be used, with the sample's index and id in the message."""
-
-    def __init__(self, index: int | None, sample_id, problem: str):
-        self.index, self.sample_id, self.problem = index, sample_id, problem
-        where = f"sample {index}" if index is not None else "structure"
-        if sample_id is not None:
-            where += f" (id={sample_id!r})"
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True, eq=False)

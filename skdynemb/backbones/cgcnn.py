@@ -142,6 +142,8 @@ class CgcnnBackbone(Backbone):
         return [outputs[k] for k in range(len(stages))], out, [c.num_sites for c in crystals]
 
     def forward_stages(self, crystals: Sequence[Crystal]) -> list[StageOutput]:
+        if len(crystals) == 0:
+            return []
         stages, _, sizes = self._run(crystals)
         per_stage = [torch.split(s.float().cpu(), sizes) for s in stages]
         return [
@@ -151,6 +153,8 @@ class CgcnnBackbone(Backbone):
 
     def predict(self, crystals: Sequence[Crystal]) -> np.ndarray:
         """The pretrained head's de-normalised prediction per crystal (eV/atom for the default)."""
+        if len(crystals) == 0:
+            return np.zeros(0)
         _, out, _ = self._run(crystals)
         return (out[:, 0].double().cpu().numpy() * self.target_std) + self.target_mean
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
+from sklearn.utils.validation import check_is_fitted
 
 
 def as_samples(X, name: str = "X") -> tuple[list, list[str] | None]:
@@ -60,3 +62,32 @@ class TabularOutputMixin:
         if dense == "pandas" and isinstance(X, pd.Series):
             table.index = X.index
         return table
+
+
+class SampleTransformer(TabularOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Base of the transformers whose samples are structures or compositions (not numeric rows).
+
+    Subclasses set ``feature_names_`` in ``fit``. The input tags tell scikit-learn's estimator
+    checks that X is a sequence of objects, not a 2-D float array.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        # never let scikit-learn auto-wrap transform: _wrap_output decides what is tabular
+        kwargs["auto_wrap_output_keys"] = None
+        super().__init_subclass__(**kwargs)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, y).transform(X)`` (TransformerMixin's version would re-wrap the output)."""
+        return self.fit(X, y, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features (one per column of a row)."""
+        check_is_fitted(self, "feature_names_")
+        return self.feature_names_.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags

@@ -5,7 +5,6 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from skdynemb.backbones import available_backbones, load_backbone
@@ -14,12 +13,12 @@ from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 from skdynemb.extraction import extract_pooled, resolve_device
 from skdynemb.pooling import PooledStages
 from skdynemb.structures import to_crystals
-from skdynemb.transformers._base import TabularOutputMixin, as_samples
+from skdynemb.transformers._base import SampleTransformer, as_samples
 
 _COMPOUND_FEATURES = (None, "bond", "bond+angle")
 
 
-class DynamicEmbeddingTransformer(TabularOutputMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class DynamicEmbeddingTransformer(SampleTransformer):
     """Per-element (or atom-averaged) hidden features of a pretrained GNN, per compound.
 
     Parameters
@@ -185,15 +184,3 @@ class DynamicEmbeddingTransformer(TabularOutputMixin, TransformerMixin, BaseEsti
         features = np.concatenate(rows, axis=1).astype(np.float32)
         return CompoundEmbedding(p.elements, np.asarray(p.fractions, dtype=np.float64), features, sample_id)
 
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns (one per feature of a row)."""
-        check_is_fitted(self, "feature_names_")
-        return self.feature_names_.copy()
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.requires_fit = True
-        tags.non_deterministic = False
-        return tags

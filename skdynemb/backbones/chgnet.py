@@ -1,0 +1,174 @@
+"""CHGNet (Deng et al., Nat. Mach. Intell. 5, 1031, 2023) as a stage extractor ("chgnet").
+
+The default weights are CHGNet 0.3.0 (pretrained on MPtrj energies, forces, stresses and
+magmoms). They ship inside the ``chgnet`` 0.4.2 wheel: the ``chgnet`` 0.3.0 wheel on PyPI was
+yanked because it lacked its weight files. Graphs come from CHGNet's own
+``CrystalGraphConverter`` (atom graph 6 Å, bond graph 3 Å), built one structure at a time.
+
+Stages are read with forward hooks on CHGNet's own modules during its own forward pass:
+
+- atom: ``"embedding"`` then ``"conv1"`` .. ``"conv4"`` (the output of each atom convolution,
+  before the read-out LayerNorm), 64-d each, rows in site order;
+- bond: mean over the structure's undirected atom-graph bonds (≤ 6 Å) after the bond
+  embedding and after each of the 3 bond convolutions (CHGNet's 4th block updates atoms only;
+  bonds longer than 3 Å keep their embedding, as in CHGNet);
+- angle: mean over the structure's angles (bond pairs ≤ 3 Å sharing an atom) after the angle
+  embedding and after each of the 3 angle updates. A structure without any angle gets
+  ``angle=None``.
+
+On CPU the output is bitwise reproducible; on GPU CHGNet's scatter-sums may differ in the last
+float32 bits between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import chgnet
+import numpy as np
+import torch
+from chgnet.model import CHGNet
+
+from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.structures import Crystal
+
+_PRETRAINED = Path(chgnet.__file__).parent / "pretrained"
+#: Checkpoints shipped in the chgnet wheel, by CHGNet's own model names.
+BUNDLED = {
+    "0.3.0": _PRETRAINED / "0.3.0" / "chgnet_0.3.0_e29f68s314m37.pth.tar",
+    "0.2.0": _PRETRAINED / "0.2.0" / "chgnet_0.2.0_e30f77s348m32.pth.tar",
+    "r2scan": _PRETRAINED / "r2scan" / "chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar",
+}
+MAX_Z = 94  # CHGNet embeds H..Pu
+
+
+@contextmanager
+def _capture(modules: Sequence[torch.nn.Module]):
+    """Collect each module's forward output (by position) while the context is open."""
+    outputs: dict[int, torch.Tensor] = {}
+    handles = [
+        m.register_forward_hook(lambda _m, _in, out, k=k: outputs.__setitem__(k, out))
+        for k, m in enumerate(modules)
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _split_means(tensor: torch.Tensor, sizes: list[int]) -> list[np.ndarray | None]:
+    """Mean row of each consecutive block of ``sizes`` rows (None for an empty block)."""
+    return [
+        block.mean(0).numpy() if len(block) else None
+        for block in torch.split(tensor.float().cpu(), sizes)
+    ]
+
+
+@dataclass
+class ChgnetBackbone(Backbone):
+    """A pretrained :class:`chgnet.model.CHGNet` exposed stage by stage (build it with :func:`load`)."""
+
+    def check_elements(self, crystal: Crystal, index: int) -> None:
+        bad = sorted({int(z) for z in crystal.numbers if z > MAX_Z})
+        if bad:
+            raise ValueError(
+                f"sample {index} (id={crystal.id!r}): {self.name} has no embedding for atomic "
+                f"number(s) {bad} (CHGNet covers Z = 1..{MAX_Z})"
+            )
+
+    def graphs(self, crystals: Sequence[Crystal]) -> list:
+        """CHGNet ``CrystalGraph`` of each crystal (CHGNet's converter; errors name the sample)."""
+        out = []
+        for i, crystal in enumerate(crystals):
+            self.check_elements(crystal, i)
+            try:
+                graph = self.module.graph_converter(crystal.to_pymatgen(), graph_id=crystal.id)
+            except (ValueError, RuntimeError) as exc:  # isolated atoms, failed bond graph
+                raise ValueError(f"sample {i} (id={crystal.id!r}): {exc}") from exc
+            out.append(graph.to(self.device))
+        return out
+
+    def forward_stages(self, crystals: Sequence[Crystal]) -> list[StageOutput]:
+        if len(crystals) == 0:
+            return []
+        graphs = self.graphs(crystals)
+        model = self.module
+        atom_modules = [model.atom_embedding, *model.atom_conv_layers]
+        bond_modules = [model.bond_embedding, *model.bond_conv_layers]
+        angle_modules = [model.angle_embedding, *model.angle_layers]
+        model.eval()
+        with (
+            torch.no_grad(),
+            _capture(atom_modules) as atom,
+            _capture(bond_modules) as bond,
+            _capture(angle_modules) as angle,
+            warnings.catch_warnings(),
+        ):
+            # CHGNet's batching casts its grad-enabled volume tensors to floats: harmless here
+            warnings.filterwarnings("ignore", "Converting a tensor with requires_grad=True")
+            model(graphs, task="e")
+        n_atoms = [len(g.atomic_number) for g in graphs]
+        n_bonds = [len(g.undirected2directed) for g in graphs]
+        n_angles = [len(g.bond_graph) if g.bond_graph.dim() == 2 else 0 for g in graphs]
+        atom_stages = [torch.split(atom[k].float().cpu(), n_atoms) for k in range(len(atom_modules))]
+        # with no angle in the whole batch CHGNet skips its bond and angle updates: bonds keep
+        # the previous stage's features, exactly what its atom convolutions then consume
+        for k in range(1, len(bond_modules)):
+            bond.setdefault(k, bond[k - 1])
+        bond_means = [_split_means(bond[k], n_bonds) for k in range(len(bond_modules))]
+        angle_means = [_split_means(angle[k], n_angles) for k in range(len(angle))]
+        return [
+            StageOutput(
+                atom=[stage[i].numpy().copy() for stage in atom_stages],
+                bond=[stage[i] for stage in bond_means],
+                angle=[stage[i] for stage in angle_means] if n_angles[i] else None,
+            )
+            for i in range(len(crystals))
+        ]
+
+
+def load(weights: str | Path | None = None) -> ChgnetBackbone:
+    """Load CHGNet weights (default: the bundled 0.3.0) as a :class:`ChgnetBackbone` on CPU.
+
+    ``weights`` is one of CHGNet's bundled model names (``"0.3.0"``, ``"0.2.0"``, ``"r2scan"``)
+    or the path of a CHGNet checkpoint (``{"model": {"state_dict", "model_args"}}``).
+    """
+    key = "0.3.0" if weights is None else str(weights)
+    path = BUNDLED.get(key, Path(key))
+    # CHGNet.load / CHGNet.from_file unpickle with weights_only=False and may pick a GPU; read
+    # the same checkpoint with weights_only=True and build the model from its own from_dict.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model_dict = checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(model_dict, dict) or {"state_dict", "model_args"} - set(model_dict):
+        raise ValueError(f"{path}: not a CHGNet checkpoint (expected model.state_dict and model.model_args)")
+    state = model_dict["state_dict"]
+    bad = [k for k, t in state.items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"{path}: non-finite weights in {bad}")
+    # 0.2.0 has biases in its output MLPs; CHGNet.load sets this flag by model name
+    mlp_out_bias = any(k.endswith("mlp_out.layers.1.bias") for k in state)
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet.__init__ prints its size
+        model = CHGNet.from_dict(model_dict, mlp_out_bias=mlp_out_bias)  # strict state-dict load
+    if not isinstance(model.bond_conv_layers, torch.nn.ModuleList) or not isinstance(
+        model.angle_layers, torch.nn.ModuleList
+    ):
+        raise ValueError(f"{path}: a CHGNet without bond/angle updates is not supported")
+    model.eval()
+    atom_dim, bond_dim = model.atom_fea_dim, model.bond_fea_dim
+    angle_dim = model.angle_embedding.out_features
+    n_conv = model.n_conv
+    return ChgnetBackbone(
+        name="chgnet" if key == "0.3.0" else f"chgnet:{key if key in BUNDLED else path.name}",
+        module=model,
+        stage_names=["embedding", *(f"conv{k}" for k in range(1, n_conv + 1))],
+        stage_dims=[atom_dim] * (n_conv + 1),
+        bond_dims=[bond_dim] * n_conv,
+        angle_dims=[angle_dim] * n_conv,
+    )

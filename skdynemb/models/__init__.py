@@ -1,0 +1,7 @@
+"""Downstream regressors: Roost on per-element embeddings; ElemNet and AutoML on pooled vectors."""
+
+from skdynemb.models.automl import AutoMLRegressor
+from skdynemb.models.elemnet import ElemNetRegressor
+from skdynemb.models.roost import RoostRegressor
+
+__all__ = ["AutoMLRegressor", "ElemNetRegressor", "RoostRegressor"]

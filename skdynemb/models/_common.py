@@ -1,0 +1,233 @@
+"""Shared parts of the neural regressors: input checks, seeding and the skorch training loop."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
+from skorch.helper import predefined_split
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+from torch import nn
+
+from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
+
+#: largest accepted |sum(fractions) - 1| of a compound
+FRACTION_TOL = 1e-4
+
+
+def is_compound_input(X) -> bool:
+    """True for ElementEmbeddings or a non-empty list/tuple/1-D object array of CompoundEmbedding."""
+    if isinstance(X, ElementEmbeddings):
+        return True
+    if isinstance(X, np.ndarray):
+        return X.dtype == object and X.ndim == 1 and X.size > 0 and isinstance(X[0], CompoundEmbedding)
+    return isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], CompoundEmbedding)
+
+
+def _where(i: int, c: CompoundEmbedding) -> str:
+    return f"sample {i}" + (f" (id {c.id!r})" if c.id is not None else "")
+
+
+def check_compounds(X, n_features: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validate a sequence of CompoundEmbedding; return float32 feature matrices and fractions.
+
+    Raises ValueError naming the first bad sample: no elements, repeated elements, a feature
+    width other than ``n_features`` (or the first sample's), non-finite features, fractions that
+    are not finite and positive or do not sum to 1 within :data:`FRACTION_TOL`.
+    """
+    if len(X) == 0:
+        raise ValueError("X holds no compounds (0 samples)")
+    feats, fracs = [], []
+    for i, c in enumerate(X):
+        if not isinstance(c, CompoundEmbedding):
+            raise TypeError(f"sample {i}: expected a CompoundEmbedding, got {type(c).__name__}")
+        where, n = _where(i, c), len(c.elements)
+        if n == 0:
+            raise ValueError(f"{where}: empty compound (no elements)")
+        if len(set(c.elements)) != n:
+            raise ValueError(f"{where}: repeated elements in {list(c.elements)}")
+        d = c.features.shape[1]
+        n_features = d if n_features is None else n_features
+        if d != n_features:
+            raise ValueError(f"{where}: {d} features per element, expected {n_features}")
+        f = np.array(c.features, dtype=np.float32)
+        bad = ~np.isfinite(f).all(axis=1)
+        if bad.any():
+            names = [c.elements[k] for k in np.flatnonzero(bad)]
+            raise ValueError(f"{where}: non-finite (NaN/inf or beyond float32) features for {names}")
+        w = np.asarray(c.fractions, dtype=np.float64)
+        if not (np.isfinite(w).all() and (w > 0).all()):
+            raise ValueError(f"{where}: fractions must be finite and positive, got {w.tolist()}")
+        if abs(w.sum() - 1.0) > FRACTION_TOL:
+            raise ValueError(f"{where}: fractions sum to {w.sum():.6g}, expected 1")
+        feats.append(f)
+        fracs.append(w.astype(np.float32))
+    return feats, fracs
+
+
+def check_target(y, n_samples: int, name: str) -> np.ndarray:
+    """1-D finite float64 target of length ``n_samples``."""
+    if y is None:
+        raise ValueError(f"{name} requires y to be passed, but the target y is None")
+    y = column_or_1d(check_array(y, ensure_2d=False, dtype="numeric", input_name="y"), warn=True)
+    if len(y) != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {len(y)}")
+    return y.astype(np.float64)
+
+
+def validate_array(estimator, X, y=None, reset: bool = True):
+    """sklearn validation of a 2-D float array (and y when ``reset``); X comes back float32."""
+    if is_compound_input(X):
+        raise TypeError(
+            f"{type(estimator).__name__} takes a 2-D array of per-compound features, got per-element "
+            "embeddings; pool them first (e.g. ElementEmbeddings.mean(), the fraction-weighted mean)"
+        )
+    kw = dict(reset=reset, dtype=[np.float64, np.float32])
+    if reset:
+        X, y = validate_data(estimator, X, y, y_numeric=True, **kw)
+        y = np.asarray(y, dtype=np.float64)
+    else:
+        X = validate_data(estimator, X, **kw)
+    X32 = X.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(X32).all(axis=1))
+    if bad.size:
+        raise ValueError(f"sample {bad[0]}: feature value beyond the float32 range")
+    return X32, y
+
+
+class RobustL1Loss(nn.Module):
+    """Laplace negative log-likelihood: output[:, 0] is the mean, output[:, 1] the log std."""
+
+    def forward(self, output, target):
+        mean, log_std = output[:, :1], output[:, 1:2]
+        return (math.sqrt(2.0) * (target - mean).abs() * torch.exp(-log_std) + log_std).mean()
+
+
+LOSSES = {"l1": nn.L1Loss, "mse": nn.MSELoss, "robust": RobustL1Loss}
+
+
+@contextmanager
+def seeded_torch(seed: int, device: str):
+    """Run the body with torch's global RNG seeded, restoring the caller's RNG state afterwards."""
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class TorchRegressor(RegressorMixin, BaseEstimator):
+    """Target scaling, validation split, seeded skorch training, ensembling and ``return_std``.
+
+    Subclasses set the parameters ``loss, lr, batch_size, max_epochs, validation_fraction,
+    patience, n_estimators, device, random_state, verbose`` and implement ``_validate``,
+    ``_n_samples``, ``_dataset``, ``_module`` and ``_net_kwargs``.
+    """
+
+    _collate = None  # collate function of the data loaders (None: torch's default)
+    _net_class = NeuralNet
+
+    def _check_common_params(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        for name in ("batch_size", "max_epochs", "n_estimators", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        vf = self.validation_fraction
+        if vf is not None and not 0 < vf < 1:
+            raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}")
+
+    def _split(self, n: int, rng) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.validation_fraction:
+            return np.arange(n), None
+        n_valid = max(1, round(self.validation_fraction * n))
+        if n - n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no training data "
+                f"with {n} sample(s)"
+            )
+        perm = rng.permutation(n)
+        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+
+    def fit(self, X, y):
+        """Train ``n_estimators`` networks on (X, y); y in any unit (standardised internally)."""
+        self._check_common_params()
+        self._check_params()
+        data, y = self._validate(X, y, reset=True)
+        self.y_mean_ = float(y.mean())
+        std = float(y.std())
+        self.y_std_ = std if std > 0 else 1.0
+        y_scaled = ((y - self.y_mean_) / self.y_std_).astype(np.float32)[:, None]
+        rng = check_random_state(self.random_state)
+        train, valid = self._split(len(y), rng)
+        train_ds = self._dataset(data, y_scaled, train)
+        valid_ds = None if valid is None else self._dataset(data, y_scaled, valid)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        self.nets_ = []
+        for seed in seeds:
+            net = self._make_net(valid_ds)
+            with seeded_torch(int(seed), self.device):
+                net.fit(train_ds, y=None)
+            self.nets_.append(net)
+        return self
+
+    def _make_net(self, valid_ds) -> NeuralNet:
+        module, module_kwargs = self._module()
+        callbacks = []
+        if valid_ds is not None:
+            stop = EarlyStopping(patience=self.patience, threshold=0.0, load_best=True)
+            callbacks.append(("early_stopping", stop))
+        return self._net_class(
+            module=module,
+            **{f"module__{k}": v for k, v in module_kwargs.items()},
+            criterion=LOSSES[self.loss],
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None if valid_ds is None else predefined_split(valid_ds),
+            iterator_train__shuffle=True,
+            iterator_train__collate_fn=self._collate,
+            iterator_valid__collate_fn=self._collate,
+            callbacks=callbacks,
+            device=self.device,
+            verbose=self.verbose,
+            **self._net_kwargs(),
+        )
+
+    def _n_outputs(self) -> int:
+        return 2 if self.loss == "robust" else 1
+
+    def predict(self, X, return_std: bool = False):
+        """Predicted targets (n_samples,), in the unit of y.
+
+        ``return_std=True`` also returns a standard deviation (same unit): the predicted one
+        (loss="robust") and/or the spread of the ensemble members (n_estimators > 1), combined as
+        sqrt(mean aleatoric variance + ensemble variance).
+        """
+        check_is_fitted(self)
+        if return_std and self.loss != "robust" and len(self.nets_) == 1:
+            raise ValueError("return_std=True needs loss='robust' or n_estimators > 1")
+        data, _ = self._validate(X, None, reset=False)
+        ds = self._dataset(data, None, np.arange(self._n_samples(data)))
+        out = np.stack([net.forward(ds, training=False).numpy() for net in self.nets_])
+        out = out.astype(np.float64)
+        mean = out[:, :, 0].mean(axis=0) * self.y_std_ + self.y_mean_
+        if not return_std:
+            return mean
+        var = out[:, :, 0].var(axis=0)
+        if self.loss == "robust":
+            var = var + np.exp(2.0 * out[:, :, 1]).mean(axis=0)
+        return mean, np.sqrt(var) * self.y_std_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = str(self.device).startswith("cuda")  # scatter sums on GPU
+        return tags

@@ -1,0 +1,150 @@
+"""AutoML regression (FLAML, optionally auto-sklearn) as a scikit-learn estimator."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skdynemb.models._common import is_compound_input
+
+_AUTOSKLEARN_METRICS = {
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "rmse": "root_mean_squared_error",
+    "r2": "r2",
+}
+
+_AUTOSKLEARN_HELP = (
+    "backend='autosklearn' needs auto-sklearn 0.15, which is not importable here: it requires its "
+    "own environment (Linux, Python 3.9, scikit-learn 0.24.2, numpy 1.23.5). Export the "
+    "features, e.g. np.savez('emb.npz', X_train=X_train, y_train=y_train, X_test=X_test), then in "
+    "that environment run autosklearn.regression.AutoSklearnRegressor(time_left_for_this_task=..., "
+    "metric=autosklearn.metrics.mean_absolute_error, seed=...).fit(X_train, y_train) and predict "
+    "X_test there."
+)
+
+
+class AutoMLRegressor(RegressorMixin, BaseEstimator):
+    """Automated model selection and tuning on a 2-D float array.
+
+    Parameters
+    ----------
+    time_budget : search time in seconds (FLAML: -1 for no limit, then set ``max_iter``).
+    backend : "flaml" (FLAML's AutoML) or "autosklearn" (auto-sklearn 0.15, separate environment).
+    metric : metric minimised/maximised by the search: "mae", "mse", "rmse", "r2" (FLAML also
+        takes its other metric names).
+    estimator_list : learner names to search (FLAML: e.g. ["lgbm", "xgboost", "rf"]; auto-sklearn:
+        its regressor names); None searches the backend's default set.
+    random_state : seed of the search. With FLAML the search is reproducible when it is ended by
+        ``max_iter`` (``time_budget=-1``): FLAML's data splits use a fixed seed and its learners
+        are seeded, so the same seed gives the same model. When the time budget ends the search,
+        the number of trials depends on machine speed and load, and so may the chosen model.
+    n_jobs : parallel jobs of the learners (FLAML) or of the search (auto-sklearn).
+    max_iter : FLAML trial limit (None: no limit).
+    fit_kwargs : further keyword arguments for the backend's ``fit`` (FLAML) or constructor
+        (auto-sklearn), e.g. {"eval_method": "cv", "n_splits": 5}.
+
+    Attributes
+    ----------
+    model_ : the fitted ``flaml.AutoML`` or ``AutoSklearnRegressor``.
+    best_estimator_ : name of the chosen learner (FLAML) or None.
+    n_iter_ : number of trials run.
+    """
+
+    def __init__(
+        self,
+        time_budget=60,
+        backend="flaml",
+        metric="mae",
+        estimator_list=None,
+        random_state=0,
+        n_jobs=1,
+        max_iter=None,
+        fit_kwargs=None,
+    ):
+        self.time_budget = time_budget
+        self.backend = backend
+        self.metric = metric
+        self.estimator_list = estimator_list
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.max_iter = max_iter
+        self.fit_kwargs = fit_kwargs
+
+    def _check_X(self, X):
+        if is_compound_input(X):
+            raise TypeError(
+                "AutoMLRegressor takes a 2-D array of per-compound features, got per-element "
+                "embeddings; pool them first (e.g. ElementEmbeddings.mean())"
+            )
+
+    def fit(self, X, y):
+        """Search learners and hyper-parameters on (X, y) within the budget; refit the best."""
+        if self.backend not in ("flaml", "autosklearn"):
+            raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
+        self._check_X(X)
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        if isinstance(self.random_state, numbers.Integral):
+            seed = int(self.random_state)
+        else:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if self.backend == "flaml":
+            self._fit_flaml(X, y, seed)
+        else:
+            self._fit_autosklearn(X, y, seed)
+        return self
+
+    def _fit_flaml(self, X, y, seed):
+        from flaml import AutoML
+
+        model = AutoML()
+        model.fit(
+            X,
+            y,
+            task="regression",
+            time_budget=self.time_budget,
+            metric=self.metric,
+            estimator_list=self.estimator_list or "auto",
+            seed=seed,
+            n_jobs=self.n_jobs,
+            max_iter=self.max_iter,
+            verbose=0,
+            **(self.fit_kwargs or {}),
+        )
+        self.model_ = model
+        self.best_estimator_ = model.best_estimator
+        # flaml 2.7 exposes the trial count only as this private per-learner tally
+        self.n_iter_ = int(sum(model._iter_per_learner.values()))
+
+    def _fit_autosklearn(self, X, y, seed):
+        try:
+            import autosklearn.metrics
+            import autosklearn.regression
+        except ImportError as exc:
+            raise ImportError(_AUTOSKLEARN_HELP) from exc
+        if self.metric not in _AUTOSKLEARN_METRICS:
+            raise ValueError(f"metric for auto-sklearn must be one of {sorted(_AUTOSKLEARN_METRICS)}")
+        include = {"regressor": list(self.estimator_list)} if self.estimator_list else None
+        model = autosklearn.regression.AutoSklearnRegressor(
+            time_left_for_this_task=self.time_budget,
+            metric=getattr(autosklearn.metrics, _AUTOSKLEARN_METRICS[self.metric]),
+            include=include,
+            seed=seed,
+            n_jobs=self.n_jobs,
+            **(self.fit_kwargs or {}),
+        )
+        model.fit(X, y)
+        self.model_ = model
+        self.best_estimator_ = None
+        self.n_iter_ = len(model.cv_results_["params"])
+
+    def predict(self, X):
+        """Predictions (n_samples,) in the unit of y."""
+        check_is_fitted(self)
+        self._check_X(X)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(-1)

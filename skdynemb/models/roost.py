@@ -1,0 +1,326 @@
+"""Roost (Goodall & Lee, Nat. Commun. 11, 6280 (2020)) as a scikit-learn regressor over skorch.
+
+Each compound is a fully connected graph of its elements (self loops included). Element rows
+are projected to ``elem_fea_len - 1`` features plus the element's fraction, updated by
+``n_graph`` residual layers of weighted soft attention (attention ∝ fraction**p · exp(gate)),
+pooled to one compound vector by weighted attention and mapped to the target by a residual
+network. The input rows can be any per-element embedding: static tables or dynamic rows.
+
+The network is written here (torch only) rather than imported from aviary-models, whose
+``aviary.roost.model`` pulls wandb/tensorboard at import, builds its element table from JSON
+files by symbol, and whose scatter "amax" keeps the last value instead of the maximum. The test
+suite checks this implementation against aviary's modules with shared weights.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from torch import nn
+from torch.utils.data import Dataset
+
+from skdynemb.models._common import TorchRegressor, check_compounds, check_target, is_compound_input
+from skdynemb.models._common import validate_array
+
+
+def _segment_sum(src, index, n_segments):
+    return src.new_zeros((n_segments, src.shape[1])).index_add_(0, index, src)
+
+
+class _FeedForward(nn.Module):
+    """Linear layers with LeakyReLU between them (the gate and message networks)."""
+
+    def __init__(self, n_in, n_out, hidden):
+        super().__init__()
+        dims = [n_in, *hidden]
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(dims[-1], n_out))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _ResidualFeedForward(nn.Module):
+    """Output network: each hidden layer is relu(W x + b) + P x, P identity or bias-free linear."""
+
+    def __init__(self, n_in, n_out, hidden):
+        super().__init__()
+        dims = [n_in, *hidden]
+        pairs = list(zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+        self.skips = nn.ModuleList(nn.Identity() if a == b else nn.Linear(a, b, bias=False) for a, b in pairs)
+        self.out = nn.Linear(dims[-1], n_out)
+
+    def forward(self, x):
+        for layer, skip in zip(self.layers, self.skips):
+            x = torch.relu(layer(x)) + skip(x)
+        return self.out(x)
+
+
+class _WeightedAttention(nn.Module):
+    """One attention head: per segment, softmax of gate(x) reweighted by weight**power, sum of message(x)."""
+
+    def __init__(self, n_in, n_out, gate_hidden, msg_hidden):
+        super().__init__()
+        self.gate = _FeedForward(n_in, 1, gate_hidden)
+        self.message = _FeedForward(n_in, n_out, msg_hidden)
+        self.power = nn.Parameter(torch.randn(1))
+
+    def forward(self, x, weights, segment, n_segments):
+        gate = self.gate(x)
+        top = gate.new_full((n_segments, 1), -torch.inf)
+        top = top.scatter_reduce(0, segment[:, None], gate, reduce="amax")
+        attn = weights**self.power * torch.exp(gate - top[segment])
+        attn = attn / (_segment_sum(attn, segment, n_segments)[segment] + 1e-10)
+        return _segment_sum(attn * self.message(x), segment, n_segments)
+
+
+class _MessageLayer(nn.Module):
+    """Residual update of every element from all elements of its compound (itself included)."""
+
+    def __init__(self, width, heads, gate_hidden, msg_hidden):
+        super().__init__()
+        self.heads = nn.ModuleList(
+            _WeightedAttention(2 * width, width, gate_hidden, msg_hidden) for _ in range(heads)
+        )
+
+    def forward(self, x, weights, self_idx, nbr_idx):
+        pairs = torch.cat([x[self_idx], x[nbr_idx]], dim=1)
+        update = torch.stack([h(pairs, weights[nbr_idx], self_idx, len(x)) for h in self.heads]).mean(0)
+        return x + update
+
+
+class RoostModule(nn.Module):
+    """The Roost network on a batch of concatenated element rows (see :func:`collate_compounds`)."""
+
+    def __init__(
+        self,
+        n_features,
+        elem_fea_len=64,
+        n_graph=3,
+        elem_heads=3,
+        elem_gate=(256,),
+        elem_msg=(256,),
+        cry_heads=3,
+        cry_gate=(256,),
+        cry_msg=(256,),
+        out_hidden=(1024, 512, 256, 128, 64),
+        n_outputs=1,
+    ):
+        super().__init__()
+        self.embed = nn.Linear(n_features, elem_fea_len - 1)
+        self.graphs = nn.ModuleList(
+            _MessageLayer(elem_fea_len, elem_heads, elem_gate, elem_msg) for _ in range(n_graph)
+        )
+        self.pool = nn.ModuleList(
+            _WeightedAttention(elem_fea_len, elem_fea_len, cry_gate, cry_msg) for _ in range(cry_heads)
+        )
+        self.output = _ResidualFeedForward(elem_fea_len, n_outputs, out_hidden)
+
+    def descriptor(self, elem_fea, elem_weights, self_idx, nbr_idx, compound_idx):
+        """Compound vectors (n_compounds, elem_fea_len) before the output network."""
+        x = torch.cat([self.embed(elem_fea), elem_weights], dim=1)
+        for graph in self.graphs:
+            x = graph(x, elem_weights, self_idx, nbr_idx)
+        n = int(compound_idx[-1]) + 1
+        return torch.stack([head(x, elem_weights, compound_idx, n) for head in self.pool]).mean(0)
+
+    def forward(self, batch):
+        """Outputs (n_compounds, n_outputs) of a :class:`CompoundBatch`."""
+        b = batch
+        return self.output(self.descriptor(b.elem_fea, b.elem_weights, b.self_idx, b.nbr_idx, b.compound_idx))
+
+
+class _CompoundDataset(Dataset):
+    """Items ((features (n_el, d), fractions (n_el,)), target (1,)) of the selected compounds."""
+
+    def __init__(self, feats, fracs, y, idx):
+        self.feats, self.fracs, self.y, self.idx = feats, fracs, y, idx
+
+    def __len__(self):
+        return len(self.idx)
+
+    def __getitem__(self, i):
+        j = self.idx[i]
+        target = np.zeros(1, np.float32) if self.y is None else self.y[j]
+        return (self.feats[j], self.fracs[j]), target
+
+
+@dataclass(frozen=True)
+class CompoundBatch:
+    """Compounds concatenated into one graph: N element rows, E = sum of n_el**2 pair edges.
+
+    elem_fea (N, d), elem_weights (N, 1) fractions, self_idx / nbr_idx (E,) row indices of
+    each (element, neighbour) pair within the same compound, compound_idx (N,) compound of each
+    row. ``len()`` is the number of compounds (skorch's batch size).
+    """
+
+    elem_fea: torch.Tensor
+    elem_weights: torch.Tensor
+    self_idx: torch.Tensor
+    nbr_idx: torch.Tensor
+    compound_idx: torch.Tensor
+    n_compounds: int
+
+    def __len__(self):
+        return self.n_compounds
+
+    def to(self, device):
+        tensors = {k: getattr(self, k).to(device) for k in ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")}
+        return CompoundBatch(**tensors, n_compounds=self.n_compounds)
+
+
+def collate_compounds(batch):
+    """Items of :class:`_CompoundDataset` -> (CompoundBatch, y (B, 1)); no padding."""
+    items, ys = zip(*batch)
+    sizes = np.array([len(w) for _, w in items])
+    starts = np.cumsum(sizes) - sizes
+    self_idx = np.concatenate([s + np.repeat(np.arange(n), n) for s, n in zip(starts, sizes)])
+    nbr_idx = np.concatenate([s + np.tile(np.arange(n), n) for s, n in zip(starts, sizes)])
+    X = CompoundBatch(
+        elem_fea=torch.from_numpy(np.concatenate([f for f, _ in items])),
+        elem_weights=torch.from_numpy(np.concatenate([w for _, w in items]))[:, None],
+        self_idx=torch.from_numpy(self_idx),
+        nbr_idx=torch.from_numpy(nbr_idx),
+        compound_idx=torch.from_numpy(np.repeat(np.arange(len(sizes)), sizes)),
+        n_compounds=len(sizes),
+    )
+    return X, torch.from_numpy(np.stack(ys))
+
+
+class _CompoundBatchNet(NeuralNet):
+    """skorch net whose batches are :class:`CompoundBatch` objects (moved, not converted)."""
+
+    def infer(self, x, **fit_params):
+        return self.module_(x.to(self.device), **fit_params)
+
+
+class RoostRegressor(TorchRegressor):
+    """Roost regressor on per-element embeddings.
+
+    X is an :class:`~skdynemb.embeddings.ElementEmbeddings` (or any sequence of
+    CompoundEmbedding), or a plain 2-D float array whose rows are compounds made of a single
+    pseudo-element of fraction 1. y: one target per compound, in any unit (standardised
+    internally; ``y_mean_``, ``y_std_``).
+
+    Parameters
+    ----------
+    elem_fea_len : width of the element features inside the network (the input rows are
+        projected to ``elem_fea_len - 1`` and the fraction is appended).
+    n_graph : number of message-passing layers.
+    elem_heads, elem_gate, elem_msg : attention heads and hidden sizes of the gate / message
+        networks of each message-passing layer.
+    cry_heads, cry_gate, cry_msg : the same for the pooling of elements into the compound vector.
+    out_hidden : hidden sizes of the residual output network.
+    loss : "l1" (default), "mse", or "robust" (Laplace likelihood with a predicted std; enables
+        ``predict(X, return_std=True)``).
+    lr, weight_decay : AdamW learning rate and weight decay.
+    batch_size, max_epochs : compounds per batch, training epochs.
+    validation_fraction : None trains on all data; a fraction holds that share out for early
+        stopping after ``patience`` epochs without improvement, restoring the best epoch.
+    n_estimators : ensemble size (members differ by their seed); ``return_std`` then includes
+        the spread of the members.
+    device : torch device ("cpu", "cuda", ...).
+    random_state : seed of initialisation, shuffling and the validation split; the same seed
+        gives the same predictions (bitwise on CPU).
+    verbose : skorch's per-epoch log when > 0.
+    """
+
+    _collate = staticmethod(collate_compounds)
+    _net_class = _CompoundBatchNet
+
+    def __init__(
+        self,
+        elem_fea_len=64,
+        n_graph=3,
+        elem_heads=3,
+        elem_gate=(256,),
+        elem_msg=(256,),
+        cry_heads=3,
+        cry_gate=(256,),
+        cry_msg=(256,),
+        out_hidden=(1024, 512, 256, 128, 64),
+        loss="l1",
+        lr=3e-4,
+        weight_decay=1e-6,
+        batch_size=128,
+        max_epochs=250,
+        validation_fraction=None,
+        patience=20,
+        n_estimators=1,
+        device="cpu",
+        random_state=0,
+        verbose=0,
+    ):
+        self.elem_fea_len = elem_fea_len
+        self.n_graph = n_graph
+        self.elem_heads = elem_heads
+        self.elem_gate = elem_gate
+        self.elem_msg = elem_msg
+        self.cry_heads = cry_heads
+        self.cry_gate = cry_gate
+        self.cry_msg = cry_msg
+        self.out_hidden = out_hidden
+        self.loss = loss
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.n_estimators = n_estimators
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        if not isinstance(self.elem_fea_len, numbers.Integral) or self.elem_fea_len < 2:
+            raise ValueError(f"elem_fea_len must be an integer >= 2, got {self.elem_fea_len!r}")
+        for name, low in (("n_graph", 0), ("elem_heads", 1), ("cry_heads", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+    def _validate(self, X, y, reset):
+        name = type(self).__name__
+        if not is_compound_input(X):
+            X, y = validate_array(self, X, y, reset=reset)
+            return ([row[None, :] for row in X], [np.ones(1, np.float32)] * len(X)), y
+        feats, fracs = check_compounds(X, None if reset else self.n_features_in_)
+        if reset:
+            y = check_target(y, len(feats), name)
+            self.n_features_in_ = feats[0].shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        return (feats, fracs), y
+
+    def _n_samples(self, data):
+        return len(data[0])
+
+    def _dataset(self, data, y, idx):
+        return _CompoundDataset(data[0], data[1], y, idx)
+
+    def _module(self):
+        kwargs = dict(
+            n_features=self.n_features_in_,
+            elem_fea_len=self.elem_fea_len,
+            n_graph=self.n_graph,
+            elem_heads=self.elem_heads,
+            elem_gate=tuple(self.elem_gate),
+            elem_msg=tuple(self.elem_msg),
+            cry_heads=self.cry_heads,
+            cry_gate=tuple(self.cry_gate),
+            cry_msg=tuple(self.cry_msg),
+            out_hidden=tuple(self.out_hidden),
+            n_outputs=self._n_outputs(),
+        )
+        return RoostModule, kwargs
+
+    def _net_kwargs(self):
+        return {"optimizer": torch.optim.AdamW, "optimizer__weight_decay": self.weight_decay}

@@ -1,0 +1,345 @@
+"""Pure-PyTorch ALIGNN: state-dict compatibility and output parity with the official DGL model."""
+
+import json
+import shutil
+import urllib.error
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from skdynemb.backbones import alignn
+from skdynemb.graphs import batch_graphs, build_alignn_graph
+from skdynemb.structures import Crystal, to_crystal
+
+NAMES = [
+    "JVASP-21210", "JVASP-1372", "JVASP-1996", "JVASP-10", "JVASP-14441", "JVASP-28565", "JVASP-15345",
+    "JVASP-22556", "JVASP-97984", "JVASP-76567", "JVASP-98224", "JVASP-60702", "JVASP-97677",
+    "handbuilt-Cu1-cubic10A",
+]
+X_STAGES = ["00_embed", "01_alignn0", "02_alignn1", "03_alignn2", "04_alignn3", "05_gcn0", "06_gcn1", "07_gcn2", "08_gcn3"]
+
+
+@pytest.fixture(scope="module")
+def fixtures(shared):
+    return shared / "fixtures" / "alignn"
+
+
+@pytest.fixture(scope="module")
+def reference_model(fixtures):
+    config = alignn.ALIGNNConfig.from_dict(json.loads((fixtures / "alignn_config.json").read_text()))
+    model = alignn.ALIGNN(config)
+    model.load_state_dict(torch.load(fixtures / "alignn_random_state_dict.pt", weights_only=True), strict=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def graphs(fixtures):
+    out = {}
+    for name in NAMES:
+        ref = np.load(fixtures / "graphs" / f"{name}.npz")
+        crystal = Crystal(ref["lattice_mat"], ref["frac_coords"], ref["atomic_numbers"], name)
+        out[name] = (crystal, build_alignn_graph(crystal), ref)
+    return out
+
+
+def edge_maps(graph, ref):
+    """Reference edge k -> our edge, reference line-graph edge t -> ours (edges matched by (src, dst, image))."""
+    ref_rows = np.column_stack([ref["edge_src"], ref["edge_dst"], ref["edge_image"]])
+    our_rows = np.column_stack([graph.edge_src, graph.edge_dst, graph.edge_image])
+    ref_order, our_order = np.lexsort(ref_rows.T[::-1]), np.lexsort(our_rows.T[::-1])
+    np.testing.assert_array_equal(ref_rows[ref_order], our_rows[our_order])
+    edges = np.empty(len(ref_order), dtype=np.int64)
+    edges[ref_order] = our_order
+    key = graph.lg_src * graph.num_edges + graph.lg_dst
+    wanted = edges[ref["lg_src"]] * graph.num_edges + edges[ref["lg_dst"]]
+    lg = np.searchsorted(key, wanted)
+    np.testing.assert_array_equal(key[lg], wanted)
+    return edges, lg
+
+
+def test_cgcnn_table_matches_official(fixtures):
+    ours = alignn.cgcnn_feature_table().numpy()
+    official = np.load(fixtures / "cgcnn_atom_feature_table.npy")
+    assert ours.shape == (101, 92)
+    np.testing.assert_array_equal(ours, official[:101])  # Z > 100 has no CGCNN features (we refuse them)
+
+
+def test_state_dict_matches_official_contract(fixtures):
+    expected = {}
+    for line in (fixtures / "state_dict_keys.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, shape, dtype = line.split("\t")
+            expected[key] = (shape, dtype)
+    state = alignn.ALIGNN(alignn.ALIGNNConfig()).state_dict()
+    assert list(state) == list(expected)
+    for key, tensor in state.items():
+        assert (str(tuple(tensor.shape)), str(tensor.dtype).replace("torch.", "")) == expected[key], key
+
+
+def test_rbf_widths():
+    model = alignn.ALIGNN(alignn.ALIGNNConfig())
+    # gamma = 1 / spacing of the centres (not squared): 79 / 8 for 80 bins on 0-8 Å, 39 / 2 for 40 on -1..1
+    assert model.edge_embedding[0].gamma == pytest.approx(79 / 8, rel=1e-6)
+    assert model.angle_embedding[0].gamma == pytest.approx(39 / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stages_match_official(reference_model, graphs, fixtures, name):
+    _, graph, ref = graphs[name]
+    out = np.load(fixtures / "model_outputs" / f"{name}.npz")
+    with torch.no_grad():
+        stages = reference_model.stages(batch_graphs([graph]))
+    assert len(stages.x) == 9 and len(stages.y) == 9 and len(stages.z) == 5
+    for k, stage in enumerate(X_STAGES):
+        np.testing.assert_allclose(stages.x[k].numpy(), out[f"x_{stage}"], rtol=0, atol=1e-4, err_msg=stage)
+    edges, lg = edge_maps(graph, ref)
+    proj = out["proj_matrix"]
+    for k, stage in enumerate(X_STAGES):
+        y = stages.y[k].numpy()[edges].astype(np.float64)
+        np.testing.assert_allclose(y[out["y_row_idx"]], out[f"y_{stage}_rows"], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(y @ proj, out[f"y_{stage}_proj"], rtol=0, atol=1e-4 * np.abs(proj).sum(0).max())
+        np.testing.assert_allclose(y.mean(0), out[f"y_{stage}_colmean"], rtol=0, atol=1e-4)
+    for k, stage in enumerate(X_STAGES[:5]):
+        z = stages.z[k].numpy()[lg].astype(np.float64)
+        np.testing.assert_allclose(z[out["z_row_idx"]], out[f"z_{stage}_rows"], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(z @ proj, out[f"z_{stage}_proj"], rtol=0, atol=1e-4 * np.abs(proj).sum(0).max())
+        np.testing.assert_allclose(z.mean(0), out[f"z_{stage}_colmean"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(stages.readout.numpy(), out["readout"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(float(stages.output[0]), float(out["output"]), rtol=0, atol=1e-5)
+
+
+def test_batched_matches_official_and_single(reference_model, graphs, fixtures):
+    ref = np.load(fixtures / "model_outputs" / "batched_all.npz")
+    names = [str(n) for n in ref["names"]]
+    batch = batch_graphs([graphs[n][1] for n in names])
+    with torch.no_grad():
+        batched = reference_model.stages(batch)
+        again = reference_model.stages(batch)
+    np.testing.assert_allclose(batched.output.numpy(), ref["outputs"], rtol=0, atol=1e-5)
+    for a, b in zip(batched.x, again.x):  # same input -> identical output
+        assert torch.equal(a, b)
+    offsets = batch.node_offsets
+    for g, name in enumerate(names):
+        with torch.no_grad():
+            single = reference_model.stages(batch_graphs([graphs[name][1]]))
+        assert abs(float(single.output[0]) - float(batched.output[g])) < 1e-5
+        for k in range(9):
+            np.testing.assert_allclose(
+                batched.x[k][offsets[g] : offsets[g + 1]].numpy(), single.x[k].numpy(), rtol=0, atol=1e-5
+            )
+
+
+def test_pooled_edges_are_means_of_full_edges(reference_model, graphs):
+    batch = batch_graphs([graphs[n][1] for n in NAMES[:4]])
+    with torch.no_grad():
+        full, pooled = reference_model.stages(batch), reference_model.stages(batch, pool_edges=True)
+        prediction = reference_model(batch)
+    torch.testing.assert_close(prediction, full.output, rtol=0, atol=0)
+    for g in range(4):
+        edges = slice(int(batch.edge_offsets[g]), int(batch.edge_offsets[g + 1]))
+        lg = slice(int(batch.lg_offsets[g]), int(batch.lg_offsets[g + 1]))
+        for k in range(9):
+            torch.testing.assert_close(pooled.y[k][g], full.y[k][edges].mean(0), rtol=0, atol=1e-5)
+        for k in range(5):
+            torch.testing.assert_close(pooled.z[k][g], full.z[k][lg].mean(0), rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_load_bare_state_dict_and_backbone_parity(fixtures, graphs):
+    """Load the fixture .pt by path (config inferred), then Crystal -> forward_stages == official stages."""
+    backbone = alignn.load(fixtures / "alignn_random_state_dict.pt")
+    assert backbone.stage_names == ["embedding", "alignn1", "alignn2", "alignn3", "alignn4", "gcn1", "gcn2", "gcn3", "gcn4"]
+    assert backbone.stage_dims == [256] * 9 and backbone.bond_dims == [256] * 9 and backbone.angle_dims == [256] * 5
+    names = ["JVASP-1372", "JVASP-15345", "JVASP-60702"]
+    outputs = backbone.forward_stages([graphs[n][0] for n in names])
+    for name, result in zip(names, outputs):
+        ref = np.load(fixtures / "model_outputs" / f"{name}.npz")
+        assert len(result.atom) == 9 and len(result.bond) == 9 and len(result.angle) == 5
+        for k, stage in enumerate(X_STAGES):
+            assert result.atom[k].dtype == np.float32
+            np.testing.assert_allclose(result.atom[k], ref[f"x_{stage}"], rtol=0, atol=1e-4)
+            np.testing.assert_allclose(result.bond[k], ref[f"y_{stage}_colmean"], rtol=0, atol=1e-4)
+        for k, stage in enumerate(X_STAGES[:5]):
+            np.testing.assert_allclose(result.angle[k], ref[f"z_{stage}_colmean"], rtol=0, atol=1e-4)
+    predictions = backbone.predict([graphs[n][0] for n in names])
+    expected = [float(np.load(fixtures / "model_outputs" / f"{n}.npz")["output"]) for n in names]
+    np.testing.assert_allclose(predictions, expected, rtol=0, atol=1e-5)
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    model = alignn.ALIGNN(alignn.ALIGNNConfig(alignn_layers=1, gcn_layers=1, hidden_features=16, embedding_features=8))
+    for module in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def nacl() -> Crystal:
+    return to_crystal(Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), id="NaCl")
+
+
+def test_save_and_load_roundtrip_folder_and_zip(tmp_path):
+    model = small_model()
+    folder = alignn.save_checkpoint(model, model.config, tmp_path / "run", cutoff=7.0, max_neighbors=10)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["hidden_features"] == 16 and config["cutoff"] == 7.0
+    # the figshare zips keep their files in a sub-folder
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("config.json", "best_model.pt"):
+            z.write(folder / name, f"some_run/{name}")
+    batch = batch_graphs([build_alignn_graph(nacl())])
+    with torch.no_grad():
+        expected = model(batch)
+    for source in (folder, archive):
+        loaded, settings = alignn.load_checkpoint(source)
+        assert settings == {"cutoff": 7.0, "max_neighbors": 10}
+        assert loaded.config == model.config
+        with torch.no_grad():
+            assert torch.equal(loaded(batch), expected)
+    backbone = alignn.load(archive)
+    assert backbone.cutoff == 7.0 and backbone.max_neighbors == 10 and backbone.stage_dims == [16] * 3
+
+
+def test_ignite_style_checkpoint_loads_without_running_its_code(tmp_path):
+    """Official ``checkpoint_<n>.pt`` files also pickle optimiser/scheduler objects: only 'model' is taken."""
+    model = small_model()
+    calls = []
+    torch.save(
+        {"model": model.state_dict(), "lr_scheduler": {"anneal_func": _Recorder(calls)}, "trainer": {"epoch": 3}},
+        tmp_path / "checkpoint_3.pt",
+    )
+    torch.save({"model": {}}, tmp_path / "checkpoint_1.pt")  # an older, unusable one: must not be picked
+    (tmp_path / "config.json").write_text(json.dumps({"model": model.config.to_dict()}))
+    loaded, _ = alignn.load_checkpoint(tmp_path)
+    assert calls == []
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+
+
+class _Recorder:
+    """Unpickling this would call ``_record`` (a stand-in for arbitrary code in a pickle)."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __reduce__(self):
+        return (_record, (self.calls,))
+
+
+def _record(calls):
+    calls.append("ran")
+    return calls
+
+
+def test_bad_checkpoints_raise_clearly(tmp_path):
+    model = small_model()
+    state = model.state_dict()
+    config = {"model": model.config.to_dict()}
+
+    def write(state_dict, name):
+        folder = tmp_path / name
+        folder.mkdir()
+        torch.save(state_dict, folder / "best_model.pt")
+        (folder / "config.json").write_text(json.dumps(config))
+        return folder
+
+    missing = {k: v for k, v in state.items() if k != "fc.bias"}
+    with pytest.raises(ValueError, match="missing keys.*fc.bias"):
+        alignn.load_checkpoint(write(missing, "missing"))
+    wrong = dict(state, **{"fc.weight": torch.zeros(2, 16)})
+    with pytest.raises(ValueError, match="fc.weight has shape"):
+        alignn.load_checkpoint(write(wrong, "shape"))
+    nan = dict(state, **{"fc.weight": torch.full_like(state["fc.weight"], float("nan"))})
+    with pytest.raises(ValueError, match="non-finite"):
+        alignn.load_checkpoint(write(nan, "nan"))
+    with pytest.raises(ValueError, match="unknown ALIGNN config fields"):
+        alignn.ALIGNNConfig.from_dict({**config["model"], "dropout": 0.1})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no best_model.pt"):
+        alignn.load_checkpoint(tmp_path / "empty")
+
+
+def test_load_by_name_offline_and_from_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKDYNEMB_CACHE", str(tmp_path / "cache"))
+
+    def offline(url, filename):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(alignn.urllib.request, "urlretrieve", offline)
+    with pytest.raises(RuntimeError, match=r"weights='/path/to/mp_e_form_alignn.zip'"):
+        alignn.load("mp_e_form_alignn")
+    assert not list((tmp_path / "cache" / "alignn").iterdir())  # no partial file left behind
+    # a zip placed in the cache (as a download would) is used without the network
+    model = small_model()
+    folder = alignn.save_checkpoint(model, model.config, tmp_path / "run")
+    shutil.make_archive(str(tmp_path / "cache" / "alignn" / "mp_e_form_alignn"), "zip", folder)
+    backbone = alignn.load("mp_e_form_alignn")
+    assert backbone.name == "alignn:mp_e_form_alignn" and backbone.stage_dims == [16] * 3
+
+
+def test_load_requires_explicit_weights():
+    with pytest.raises(ValueError, match="needs weights"):
+        alignn.load()
+    with pytest.raises(ValueError, match="not an official model name"):
+        alignn.load("no_such_model")
+    a, b = alignn.load("random"), alignn.load("random")
+    assert a.fingerprint() == b.fingerprint()
+
+
+# ----------------------------------------------------------------------------- backbone
+
+
+def test_forward_stages_batched_equals_single_and_refuses_unknown_elements():
+    backbone = alignn.load("random")
+    crystals = [
+        nacl(),
+        to_crystal(Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"],
+                                             [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]), id="ZnO"),
+        to_crystal(Structure(Lattice.cubic(3.0), ["Fe"], [[0, 0, 0]]), id="Fe"),
+    ]
+    backbone.batch_size = 2  # two batches: [NaCl, ZnO], [Fe]
+    results = backbone.forward_stages(crystals)
+    for crystal, result in zip(crystals, results):
+        with torch.no_grad():
+            single = backbone.module.stages(batch_graphs([build_alignn_graph(crystal)]))
+        assert [a.shape for a in result.atom] == [(crystal.num_sites, 256)] * 9
+        for k in range(9):
+            np.testing.assert_allclose(result.atom[k], single.x[k].numpy(), rtol=0, atol=1e-5)
+            np.testing.assert_allclose(result.bond[k], single.y[k].mean(0).numpy(), rtol=0, atol=1e-5)
+        for k in range(5):
+            np.testing.assert_allclose(result.angle[k], single.z[k].mean(0).numpy(), rtol=0, atol=1e-5)
+    mendelevium = Crystal(np.eye(3) * 4.0, np.array([[0.0, 0, 0], [0.5, 0.5, 0.5]]), np.array([11, 101]), "Md-sample")
+    with pytest.raises(ValueError, match=r"sample 1 \(id='Md-sample'\).*\[101\]"):
+        backbone.forward_stages([nacl(), mendelevium])
+
+
+def test_small_model_trains():
+    """A CPU-sized config runs forward and backward (for pretraining)."""
+    model = small_model().train()
+    batch = batch_graphs([build_alignn_graph(nacl()), build_alignn_graph(nacl())])
+    loss = model(batch).pow(2).sum()
+    loss.backward()
+    # as in the official model, the last layers' angle / bond outputs do not reach the prediction
+    unused = {name for name, p in model.named_parameters() if p.grad is None}
+    assert unused == {
+        f"{layer}.bn_edges.{p}" for layer in ("alignn_layers.0.edge_update", "gcn_layers.0") for p in ("weight", "bias")
+    }
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_gpu_matches_cpu(reference_model, graphs):
+    batch = batch_graphs([graphs[n][1] for n in NAMES])
+    with torch.no_grad():
+        cpu = reference_model.stages(batch).x[-1]
+        gpu = reference_model.to("cuda").stages(batch.to("cuda")).x[-1].cpu()
+    reference_model.to("cpu")
+    torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4)

@@ -1,0 +1,58 @@
+"""matminer adapter: featurize_dataframe gives the transformer's atom-averaged vectors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from skdynemb import DynamicEmbeddingTransformer
+from skdynemb.featurizers import DynamicEmbeddingFeaturizer
+
+
+def _structures():
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    cu = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return [nacl, cu, mgo]
+
+
+def test_featurize_dataframe_matches_transformer_and_keeps_user_columns():
+    structures = _structures()
+    df = pd.DataFrame({"structure": structures, "target": [1.0, 2.0, 3.0]}, index=["a", "b", "c"])
+    f = DynamicEmbeddingFeaturizer(device="cpu").fit(df["structure"])
+    out = f.featurize_dataframe(df, "structure", pbar=False)
+    labels = f.feature_labels()
+    assert list(out.columns) == ["structure", "target", *labels]
+    assert list(out.index) == ["a", "b", "c"] and list(out["target"]) == [1.0, 2.0, 3.0]
+    expected = DynamicEmbeddingTransformer(pooling="mean", progress=False, device="cpu").fit().transform(structures)
+    np.testing.assert_allclose(out[labels].to_numpy(), expected, atol=1e-6)
+    assert np.isfinite(out[labels].to_numpy()).all()
+    np.testing.assert_allclose(f.featurize(structures[1]), expected[1], atol=1e-6)
+
+
+def test_featurize_many_runs_one_batched_extraction(monkeypatch):
+    f = DynamicEmbeddingFeaturizer(device="cpu").fit()
+    calls = []
+    original = f.transformer_.backbone_.forward_stages
+    monkeypatch.setattr(f.transformer_.backbone_, "forward_stages", lambda c: calls.append(len(c)) or original(c))
+    f.featurize_many([[s] for s in _structures()], pbar=False)
+    assert calls == [3]  # one block-diagonal batch, not one model call per row
+
+
+def test_bad_row_raises_or_becomes_nan_only_when_asked():
+    rows = _structures() + [Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]])]
+    df = pd.DataFrame({"structure": rows})
+    f = DynamicEmbeddingFeaturizer(device="cpu").fit()
+    with pytest.raises(ValueError, match="sample 3"):
+        f.featurize_dataframe(df, "structure", pbar=False)
+    out = f.featurize_dataframe(df, "structure", ignore_errors=True, return_errors=True, pbar=False)
+    labels = f.feature_labels()
+    assert np.isfinite(out[labels].iloc[:3].to_numpy()).all()
+    assert out[labels].iloc[3].isna().all()
+    assert "partially occupied" in out.iloc[3, -1]
+
+
+def test_metadata():
+    f = DynamicEmbeddingFeaturizer()
+    assert any("Dynamic Embedding" in c for c in f.citations())
+    assert f.implementors()

@@ -1,0 +1,167 @@
+"""DynamicEmbeddingTransformer on real structures with the pretrained CGCNN backbone."""
+
+import gzip
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from skdynemb import DynamicEmbeddingTransformer, ElementEmbeddings, InvalidStructureError
+from skdynemb.structures import to_crystals
+
+
+def licoo2():
+    return Structure.from_spacegroup(
+        "R-3m", Lattice.hexagonal(2.82, 14.05), ["Li", "Co", "O"], [[0, 0, 0], [0, 0, 0.5], [0, 0, 0.2604]]
+    )
+
+
+def co3o4():
+    return Structure.from_spacegroup(
+        "Fd-3m", Lattice.cubic(8.08), ["Co", "Co", "O"],
+        [[0.125, 0.125, 0.125], [0.5, 0.5, 0.5], [0.2631, 0.2631, 0.2631]],
+    )
+
+
+@pytest.fixture(scope="module")
+def mp_structures():
+    from skdynemb._paths import shared_data
+
+    path = shared_data("mp", "mp_eform_crysxpp.json.gz")
+    if path is None:
+        pytest.skip("../shared/data not present")
+    with gzip.open(path, "rt") as fh:
+        records = json.load(fh)[:24]
+    return [Structure.from_str(r["cif"], fmt="cif") for r in records], [r["material_id"] for r in records]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return DynamicEmbeddingTransformer(layer="all", progress=False, device="cpu").fit()
+
+
+def test_stages_and_feature_names(fitted):
+    bb = fitted.backbone_
+    assert bb.stage_names[0] == "embedding" and len(bb.stage_names) == 5
+    assert fitted.n_features_out_ == sum(bb.stage_dims)
+    names = fitted.get_feature_names_out()
+    assert names[0] == "embedding_0" and names[-1] == f"{bb.stage_names[-1]}_{bb.stage_dims[-1] - 1}"
+
+
+def test_co_differs_between_compounds_only_after_message_passing(fitted):
+    emb = fitted.transform([licoo2(), co3o4()])
+    dims = fitted.backbone_.stage_dims
+    co_a = emb[0].features[emb[0].elements.index("Co")]
+    co_b = emb[1].features[emb[1].elements.index("Co")]
+    embed = slice(0, dims[0])
+    conv1 = slice(dims[0], dims[0] + dims[1])
+    np.testing.assert_array_equal(co_a[embed], co_b[embed])  # static lookup: identical
+    assert np.abs(co_a[conv1] - co_b[conv1]).max() > 1e-2  # structure-aware after conv1
+
+
+def test_rows_are_per_element_means_of_backbone_atoms(fitted, mp_structures):
+    structures, _ = mp_structures
+    crystals = to_crystals(structures[:6])
+    outputs = fitted.backbone_.forward_stages(crystals)
+    emb = fitted.transform(structures[:6])
+    for crystal, out, comp in zip(crystals, outputs, emb):
+        symbols = crystal.symbols
+        for row, el in enumerate(comp.elements):
+            idx = [i for i, s in enumerate(symbols) if s == el]
+            expected = np.concatenate([stage[idx].mean(axis=0) for stage in out.atom])
+            np.testing.assert_allclose(comp.features[row], expected, atol=1e-5)
+            assert comp.fractions[row] == pytest.approx(len(idx) / len(symbols))
+
+
+def test_shuffled_sites_and_large_counts():
+    transformer = DynamicEmbeddingTransformer(progress=False, device="cpu").fit()
+    s = licoo2() * (2, 2, 1)  # 12 Li, 12 Co, 24 O
+    perm = np.random.default_rng(0).permutation(len(s))
+    shuffled = Structure(s.lattice, [s[i].specie for i in perm], [s[i].frac_coords for i in perm])
+    a, b = transformer.transform([s, shuffled])
+    assert a.elements == b.elements == ("Li", "O", "Co")
+    np.testing.assert_allclose(a.fractions, [0.25, 0.5, 0.25])
+    np.testing.assert_allclose(a.features, b.features, atol=1e-5)
+    # the supercell of a crystal has the same per-element environment as the cell itself
+    (c,) = transformer.transform([licoo2()])
+    np.testing.assert_allclose(a.features, c.features, atol=1e-4)
+
+
+def test_batched_equals_single_and_repeatable(mp_structures):
+    structures, _ = mp_structures
+    batched = DynamicEmbeddingTransformer(batch_size=32, progress=False, device="cpu").fit()
+    single = DynamicEmbeddingTransformer(batch_size=1, progress=False, device="cpu").fit()
+    a = batched.transform(structures)
+    b = single.transform(structures)
+    for x, y in zip(a, b):
+        assert x.elements == y.elements
+        np.testing.assert_allclose(x.features, y.features, atol=1e-5)
+    again = batched.transform(structures)
+    assert all(np.array_equal(x.features, y.features) for x, y in zip(a, again))
+
+
+def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
+    structures, _ = mp_structures
+    plain = DynamicEmbeddingTransformer(progress=False, device="cpu").fit().transform(structures[:8])
+    cached = DynamicEmbeddingTransformer(memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu").fit()
+    first = cached.transform(structures[:8])
+    files = list(tmp_path.rglob("*.joblib"))
+    assert len(files) == 8
+    second = cached.transform(structures[:8])
+    assert len(list(tmp_path.rglob("*.joblib"))) == 8
+    for x, y, z in zip(plain, first, second):
+        assert np.array_equal(x.features, y.features) and np.array_equal(y.features, z.features)
+
+
+def test_mean_pooling_is_atom_average_and_pandas_output(fitted, mp_structures):
+    structures, ids = mp_structures
+    t = DynamicEmbeddingTransformer(pooling="mean", progress=False, device="cpu").fit()
+    X = t.transform(structures[:5])
+    assert X.shape == (5, t.n_features_out_) and X.dtype == np.float32
+    crystals = to_crystals(structures[:5])
+    outputs = t.backbone_.forward_stages(crystals)
+    np.testing.assert_allclose(X, np.stack([o.atom[-1].mean(axis=0) for o in outputs]), atol=1e-5)
+    df = t.set_output(transform="pandas").transform(pd.Series(structures[:5], index=ids[:5]))
+    assert list(df.columns) == list(t.get_feature_names_out())
+    assert list(df.index) == ids[:5]
+    np.testing.assert_allclose(df.to_numpy(), X, atol=1e-6)
+
+
+def test_layer_selection(fitted):
+    dims = fitted.backbone_.stage_dims
+    t = DynamicEmbeddingTransformer(layer=["embedding", -1], progress=False, device="cpu").fit()
+    assert t.layers_ == [0, len(dims) - 1]
+    (full,) = fitted.transform([licoo2()])
+    (part,) = t.transform([licoo2()])
+    np.testing.assert_array_equal(part.features[:, : dims[0]], full.features[:, : dims[0]])
+    np.testing.assert_array_equal(part.features[:, dims[0]:], full.features[:, -dims[-1]:])
+    for bad in [99, "conv9", [], [0, 0]]:
+        with pytest.raises(ValueError, match="layer"):
+            DynamicEmbeddingTransformer(layer=bad).fit()
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (Structure(Lattice.cubic(4.0), ["Og"], [[0, 0, 0]]), "(Og|118)"),
+        (Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]]), "partially occupied"),
+        (Structure(Lattice.cubic(3.0), [], []), "empty"),
+    ],
+)
+def test_bad_structures_name_the_sample(fitted, bad, message):
+    with pytest.raises((InvalidStructureError, ValueError), match=rf"sample 1.*{message}|{message}.*sample 1"):
+        fitted.transform([licoo2(), bad])
+
+
+def test_output_is_picklable_and_indexable(fitted):
+    emb = fitted.transform([licoo2(), co3o4(), licoo2()])
+    assert isinstance(emb, ElementEmbeddings) and len(emb) == 3
+    back = pickle.loads(pickle.dumps(emb))
+    assert back == emb
+    assert back[[2, 0]][0] == emb[0]
+    t2 = pickle.loads(pickle.dumps(fitted))
+    assert t2.transform([co3o4()]) == emb[[1]]
