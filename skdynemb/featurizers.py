@@ -19,7 +19,7 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
     """
 
     def __init__(self, backbone="cgcnn-mp-eform", weights=None, layer=-1, compound_features=None,
-                 device="auto", batch_size=64, memory=None):
+                 device="auto", batch_size=None, memory=None):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer

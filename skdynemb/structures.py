@@ -205,9 +205,13 @@ def _check_overlaps(crystal: Crystal, index, sample_id) -> None:
     from vesin import NeighborList
 
     points = crystal.cart_coords
-    i, j, d = NeighborList(cutoff=MIN_DISTANCE, full_list=False).compute(
+    # vesin's cell list is far slower with a tiny cutoff (~28 ms vs 0.2 ms per structure), so
+    # search 1 Å and filter
+    i, j, d = NeighborList(cutoff=1.0, full_list=False).compute(
         points=points, box=crystal.lattice, periodic=True, quantities="ijd"
     )
+    close = d < MIN_DISTANCE
+    i, j, d = i[close], j[close], d[close]
     if len(d):
         k = int(np.argmin(d))
         raise InvalidStructureError(

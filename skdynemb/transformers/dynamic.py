@@ -12,6 +12,7 @@ from skdynemb.cache import StageCache, cache_location
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 from skdynemb.extraction import extract_pooled, resolve_device
 from skdynemb.pooling import PooledStages
+from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
 
@@ -40,8 +41,9 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         selected stage, or the backbone's last bond/angle stage when it has fewer.
     device : str, default="auto"
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-    batch_size : int, default=64
-        Structures per block-diagonal forward pass.
+    batch_size : int, optional
+        Structures per block-diagonal forward pass; None = the backbone's fastest on CPU
+        (``Backbone.default_batch_size``: 64 for CGCNN and ALIGNN, smaller for CHGNet).
     n_jobs : int, optional
         joblib workers over batches (any joblib backend, e.g. dask).
     memory : None, path or joblib.Memory
@@ -65,7 +67,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         pooling="element",
         compound_features=None,
         device="auto",
-        batch_size=64,
+        batch_size=None,
         n_jobs=None,
         memory=None,
         progress=True,
@@ -90,7 +92,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             raise ValueError(f"pooling must be 'element' or 'mean', got {self.pooling!r}")
         if self.compound_features not in _COMPOUND_FEATURES:
             raise ValueError(f"compound_features must be one of {_COMPOUND_FEATURES}, got {self.compound_features!r}")
-        if not isinstance(self.batch_size, Integral) or self.batch_size < 1:
+        if self.batch_size is not None and (not isinstance(self.batch_size, Integral) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         self._weights_hash = None
         self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
@@ -159,10 +161,11 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         root = cache_location(self.memory)
         cache = None if root is None else StageCache(root, self.backbone, self._fingerprint())
         pooled = extract_pooled(
-            crystals, self.backbone_, batch_size=self.batch_size, n_jobs=self.n_jobs, cache=cache,
+            crystals, self.backbone_, batch_size=self.batch_size or self.backbone_.default_batch_size,
+            n_jobs=self.n_jobs, cache=cache,
             progress=self.progress,
         )
-        compounds = [self._compound(p, c.id) for p, c in zip(pooled, crystals)]
+        compounds = [self._compound(p, i, c.id) for i, (p, c) in enumerate(zip(pooled, crystals))]
         if self.pooling == "element":
             return ElementEmbeddings(compounds, self.feature_names_)
         out = ElementEmbeddings(compounds, self.feature_names_).mean()
@@ -174,13 +177,21 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             self._weights_hash = self.backbone_.fingerprint()
         return self._weights_hash
 
-    def _compound(self, p: PooledStages, sample_id) -> CompoundEmbedding:
+    def _compound(self, p: PooledStages, index: int, sample_id) -> CompoundEmbedding:
         rows = [p.stages[s] for s in self.layers_]
-        n_el = len(p.elements)
         if self.compound_features:
-            rows.append(np.tile(p.bond[self._compound_stage(p.bond)], (n_el, 1)))
+            rows.append(self._compound_row(p.bond, "bond", len(p.elements), index, sample_id))
         if self.compound_features == "bond+angle":
-            rows.append(np.tile(p.angle[self._compound_stage(p.angle)], (n_el, 1)))
+            rows.append(self._compound_row(p.angle, "angle", len(p.elements), index, sample_id))
         features = np.concatenate(rows, axis=1).astype(np.float32)
         return CompoundEmbedding(p.elements, np.asarray(p.fractions, dtype=np.float64), features, sample_id)
 
+    def _compound_row(self, stages, kind: str, n_rows: int, index: int, sample_id) -> np.ndarray:
+        """The structure's mean bond/angle vector, repeated for each element row."""
+        if stages is None:
+            raise InvalidStructureError(
+                index, sample_id,
+                f"has no {kind}s in backbone {self.backbone!r} (e.g. no bond pair within its angle cutoff); "
+                f"use compound_features={'bond' if kind == 'angle' else None!r} or drop this structure",
+            )
+        return np.tile(stages[self._compound_stage(stages)], (n_rows, 1))

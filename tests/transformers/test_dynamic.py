@@ -165,3 +165,20 @@ def test_output_is_picklable_and_indexable(fitted):
     assert back[[2, 0]][0] == emb[0]
     t2 = pickle.loads(pickle.dumps(fitted))
     assert t2.transform([co3o4()]) == emb[[1]]
+
+
+def test_chgnet_compound_features_and_missing_angles():
+    t = DynamicEmbeddingTransformer(backbone="chgnet", compound_features="bond+angle", progress=False, device="cpu")
+    (emb,) = t.fit().transform([licoo2()])
+    bb = t.backbone_
+    assert t.n_features_out_ == bb.stage_dims[-1] + bb.bond_dims[-1] + bb.angle_dims[-1]
+    # the compound part is the same for every element row; the element part is not
+    compound = emb.features[:, bb.stage_dims[-1]:]
+    np.testing.assert_array_equal(compound, np.tile(compound[0], (len(emb.elements), 1)))
+    assert np.abs(emb.features[0, : bb.stage_dims[-1]] - emb.features[1, : bb.stage_dims[-1]]).max() > 1e-3
+    # bcc Cs: no bond pair short enough for CHGNet's angles -> a clear error, not zeros
+    cs = Structure.from_spacegroup("Im-3m", Lattice.cubic(6.05), ["Cs"], [[0, 0, 0]])
+    with pytest.raises(InvalidStructureError, match=r"sample 1.*no angles"):
+        t.transform([licoo2(), cs])
+    t.set_params(compound_features="bond").fit()
+    assert len(t.transform([cs])) == 1
