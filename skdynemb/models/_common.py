@@ -89,12 +89,15 @@ def validate_array(estimator, X, y=None, reset: bool = True):
             f"{type(estimator).__name__} takes a 2-D array of per-compound features, got per-element "
             "embeddings; pool them first (e.g. ElementEmbeddings.mean(), the fraction-weighted mean)"
         )
-    kw = dict(reset=reset, dtype=[np.float64, np.float32])
+    kw = dict(reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False)
     if reset:
         X, y = validate_data(estimator, X, y, y_numeric=True, **kw)
         y = np.asarray(y, dtype=np.float64)
     else:
         X = validate_data(estimator, X, **kw)
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        raise ValueError(f"sample {bad[0, 0]}: NaN or inf in feature {bad[0, 1]}")
     X32 = X.astype(np.float32)
     bad = np.flatnonzero(~np.isfinite(X32).all(axis=1))
     if bad.size:

@@ -112,7 +112,8 @@ class ElemNetRegressor(TorchRegressor):
 
     def _module(self):
         blocks = tuple((int(w), int(n), float(p)) for w, n, p in self.blocks)
-        return ElemNetModule, {"n_features": self.n_features_in_, "blocks": blocks, "n_outputs": self._n_outputs()}
+        kwargs = {"n_features": self.n_features_in_, "blocks": blocks, "n_outputs": self._n_outputs()}
+        return ElemNetModule, kwargs
 
     def _net_kwargs(self):
         return {"optimizer": torch.optim.Adam}

@@ -123,18 +123,18 @@ class RoostModule(nn.Module):
         )
         self.output = _ResidualFeedForward(elem_fea_len, n_outputs, out_hidden)
 
-    def descriptor(self, elem_fea, elem_weights, self_idx, nbr_idx, compound_idx):
-        """Compound vectors (n_compounds, elem_fea_len) before the output network."""
-        x = torch.cat([self.embed(elem_fea), elem_weights], dim=1)
+    def descriptor(self, batch):
+        """Compound vectors (n_compounds, elem_fea_len) of a :class:`CompoundBatch`."""
+        weights = batch.elem_weights
+        x = torch.cat([self.embed(batch.elem_fea), weights], dim=1)
         for graph in self.graphs:
-            x = graph(x, elem_weights, self_idx, nbr_idx)
-        n = int(compound_idx[-1]) + 1
-        return torch.stack([head(x, elem_weights, compound_idx, n) for head in self.pool]).mean(0)
+            x = graph(x, weights, batch.self_idx, batch.nbr_idx)
+        heads = [head(x, weights, batch.compound_idx, batch.n_compounds) for head in self.pool]
+        return torch.stack(heads).mean(0)
 
     def forward(self, batch):
         """Outputs (n_compounds, n_outputs) of a :class:`CompoundBatch`."""
-        b = batch
-        return self.output(self.descriptor(b.elem_fea, b.elem_weights, b.self_idx, b.nbr_idx, b.compound_idx))
+        return self.output(self.descriptor(batch))
 
 
 class _CompoundDataset(Dataset):
@@ -172,8 +172,8 @@ class CompoundBatch:
         return self.n_compounds
 
     def to(self, device):
-        tensors = {k: getattr(self, k).to(device) for k in ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")}
-        return CompoundBatch(**tensors, n_compounds=self.n_compounds)
+        names = ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")
+        return CompoundBatch(**{k: getattr(self, k).to(device) for k in names}, n_compounds=self.n_compounds)
 
 
 def collate_compounds(batch):

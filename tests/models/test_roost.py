@@ -106,8 +106,7 @@ def test_network_matches_aviary_reference(mp):
     with torch.no_grad():
         expected = ref(weights, rows, self_idx, nbr_idx, cry_idx)
         batch, _ = _batch(_emb(formulas))
-        got = ours.descriptor(batch.elem_fea, batch.elem_weights, batch.self_idx, batch.nbr_idx,
-                              batch.compound_idx)
+        got = ours.descriptor(batch)
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(ours(batch).numpy(), ref_out(expected).numpy(), rtol=1e-4, atol=1e-5)
 
@@ -249,7 +248,8 @@ def test_robust_loss_and_ensemble_give_std(mp):
 
 
 def _batch(compounds):
-    return collate_compounds([((c.features, c.fractions.astype(np.float32)), np.zeros(1, np.float32)) for c in compounds])
+    items = [((c.features, c.fractions.astype(np.float32)), np.zeros(1, np.float32)) for c in compounds]
+    return collate_compounds(items)
 
 
 def test_early_stopping_restores_best_epoch(mp):
