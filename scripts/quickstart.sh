@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 exec .venv/bin/python examples/quickstart.py "$@"

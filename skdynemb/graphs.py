@@ -148,25 +148,23 @@ def _knn_bonds(crystal, cutoff: float, max_neighbors: int):
     lattice5 = np.around(lattice, 5)
     cart = np.dot(np.asarray(crystal.frac_coords, dtype=np.float64), lattice5)
     n = len(cart)
-    probe = _probe_radius(crystal, max_neighbors)
-    radii = [probe, cutoff] if probe < cutoff else [cutoff]
+    radius = min(_probe_radius(crystal, max_neighbors), cutoff)
     while True:
-        for radius in radii:
-            i, j, shifts, d = _neighbours(cart, lattice, radius)
-            counts = np.bincount(i, minlength=n)
-            if counts.min() >= max_neighbors:
-                break
-        else:
-            longest = max(_lattice_lengths_rounded(lattice5))
-            cutoff = longest if cutoff < longest else 2 * cutoff
-            if cutoff > _MAX_CUTOFF:
-                raise ValueError(
-                    f"structure {crystal.id!r}: fewer than {max_neighbors} neighbours within "
-                    f"{_MAX_CUTOFF} Å for some site; the cell is too sparse for a k-nearest graph"
-                )
-            radii = [cutoff]
+        i, j, shifts, d = _neighbours(cart, lattice, radius)
+        counts = np.bincount(i, minlength=n)
+        if counts.min() >= max_neighbors:
+            break
+        if radius < cutoff:  # the probe was too small: use the cutoff itself
+            radius = cutoff
             continue
-        break
+        longest = max(_lattice_lengths_rounded(lattice5))
+        cutoff = longest if cutoff < longest else 2 * cutoff
+        if cutoff > _MAX_CUTOFF:
+            raise ValueError(
+                f"structure {crystal.id!r}: fewer than {max_neighbors} neighbours within "
+                f"{_MAX_CUTOFF} Å for some site; the cell is too sparse for a k-nearest graph"
+            )
+        radius = cutoff
     order = np.lexsort((d, i))
     i, j, shifts, d = i[order], j[order], shifts[order], d[order]
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])

@@ -33,7 +33,8 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from skdynemb.structures import InvalidStructureError, to_crystal
+from skdynemb.errors import InvalidStructureError
+from skdynemb.structures import to_crystal
 from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
 #: Field names tried, in order, when ``id_field`` / ``structure_field`` are not given.
@@ -57,6 +58,7 @@ class _JsonReader:
 
     _decoder = json.JSONDecoder()
     _space = re.compile(r"[ \t\n\r]*")
+    _number_chars = frozenset("0123456789.eE+-")
 
     def __init__(self, fh, name: str, block: int = 1 << 20):
         self.fh, self.name, self.block = fh, name, block
@@ -91,8 +93,8 @@ class _JsonReader:
         while True:
             try:
                 obj, end = self._decoder.raw_decode(self.buf, self.pos)
-                # a value ending at the buffer's end may be a cut number: read more first
-                if end < len(self.buf) or self.eof:
+                # a number cut by the buffer's end ("7." of "7.5") decodes early: read more first
+                if self.eof or (end < len(self.buf) and self.buf[end] not in self._number_chars):
                     self.pos = end
                     return obj
             except json.JSONDecodeError as exc:
@@ -162,7 +164,9 @@ def _check_unique(ids: list[str], path: Path) -> list[str]:
     first: dict[str, int] = {}
     for i, sample_id in enumerate(ids):
         if sample_id in first:
-            raise ValueError(f"{path}: duplicate id {sample_id!r} (records {first[sample_id]} and {i}); ids must be unique")
+            raise ValueError(
+                f"{path}: duplicate id {sample_id!r} (records {first[sample_id]} and {i}); ids must be unique"
+            )
         first[sample_id] = i
     if not ids:
         raise ValueError(f"{path}: no structures found")
@@ -189,7 +193,9 @@ def _pick(name: str | None, candidates: tuple[str, ...], keys, what: str, where:
     for candidate in candidates:
         if candidate in keys:
             return candidate
-    raise ValueError(f"{where} has none of the usual {what} fields {list(candidates)}; pass {option} (fields: {sorted(keys)})")
+    raise ValueError(
+        f"{where} has none of the usual {what} fields {list(candidates)}; pass {option} (fields: {sorted(keys)})"
+    )
 
 
 def _record_ids(path: Path, id_field, structure_field) -> tuple[list[str], str, str]:
@@ -431,7 +437,9 @@ def _read_parts(parts: Path, n_chunks: int, chunk_ids, pooling: str):
         table = pq.read_table(_part_path(parts, k))
         skipped = {e[1] for e in meta["errors"]}
         if _row_ids(table, pooling) != [sid for sid in expected if sid not in skipped]:
-            raise RuntimeError(f"{_part_path(parts, k)}: rows do not match the ids of chunk {k}; delete it and run again")
+            raise RuntimeError(
+                f"{_part_path(parts, k)}: rows do not match the ids of chunk {k}; delete it and run again"
+            )
         yield table.replace_schema_metadata(None), meta["errors"]
 
 
@@ -468,17 +476,16 @@ class ExtractionSummary:
 
 # ----------------------------------------------------------------------------- driver
 def _settings(transformer, source: RecordSource, chunk_size: int) -> dict:
+    """What a resumed run must share with the finished chunks (the weights by their hash)."""
     ids_hash = hashlib.sha256("\n".join(source.ids).encode()).hexdigest()
-    layer = transformer.layer if not isinstance(transformer.layer, tuple) else list(transformer.layer)
     return {
         "version": _MANIFEST_VERSION,
         "ids_sha256": ids_hash,
         "n_structures": len(source),
         "chunk_size": chunk_size,
         "backbone": transformer.backbone,
-        "weights": None if transformer.weights is None else str(transformer.weights),
         "fingerprint": transformer.backbone_.fingerprint(),
-        "layer": layer,
+        "layers": list(transformer.layers_),
         "pooling": transformer.pooling,
         "compound_features": transformer.compound_features,
         "feature_names": [str(n) for n in transformer.get_feature_names_out()],
@@ -527,7 +534,7 @@ def extract_to_file(
         Structures per part file: the unit of memory use and of resumption.
     skip_invalid : bool
         False: the first structure that cannot be read or featurized raises
-        :class:`~skdynemb.structures.InvalidStructureError` naming it (finished chunks are kept).
+        :class:`~skdynemb.errors.InvalidStructureError` naming it (finished chunks are kept).
         True: such structures are left out and listed in ``OUTPUT.errors.csv``.
     overwrite : bool
         Replace an existing ``output`` and discard unfinished parts; otherwise an existing
@@ -545,10 +552,10 @@ def extract_to_file(
         errors_path(output).unlink(missing_ok=True)
     elif output.exists():
         raise FileExistsError(f"{output} exists; overwrite it (--overwrite) or choose another output")
-    if not isinstance(source, RecordSource):
-        source = open_source(source, id_field, structure_field)
     transformer = DynamicEmbeddingTransformer() if transformer is None else transformer
     fitted = transformer if hasattr(transformer, "backbone_") else clone(transformer).fit()
+    if not isinstance(source, RecordSource):
+        source = open_source(source, id_field, structure_field)
     settings = _settings(fitted, source, chunk_size)
     _prepare_parts(parts, settings)
 
@@ -564,18 +571,20 @@ def extract_to_file(
 
     schema = _schema(fitted.get_feature_names_out(), fitted.pooling)
     worker = copy.copy(fitted).set_params(progress=False, n_jobs=None)
-    n_jobs = fitted.n_jobs
-    run = _featurize if n_jobs in (None, 1) else delayed(_featurize)
+    n_jobs, batch = fitted.n_jobs, fitted.batch_size or fitted.backbone_.default_batch_size
     skipped_rows = sum(len(chunk_ids(k)) for k in done)
     with tqdm(total=len(source), initial=skipped_rows, unit="structure", desc="extract", disable=not progress) as bar:
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator") if run is not _featurize else None
+        parallel = None if n_jobs in (None, 1) else Parallel(n_jobs=n_jobs, return_as="generator")
         for k, chunk in enumerate(_chunks(source.records(), chunk_size)):
             if k in done:
                 continue
-            pieces = [chunk[i : i + fitted.batch_size] for i in range(0, len(chunk), fitted.batch_size)]
-            calls = (run(worker, piece, schema, skip_invalid) for piece in pieces)
+            pieces = [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
+            if parallel is None:
+                results = (_featurize(worker, piece, schema, skip_invalid) for piece in pieces)
+            else:
+                results = parallel(delayed(_featurize)(worker, piece, schema, skip_invalid) for piece in pieces)
             tables, errors = [], []
-            for piece, (table, piece_errors) in zip(pieces, calls if parallel is None else parallel(calls)):
+            for piece, (table, piece_errors) in zip(pieces, results):
                 if piece_errors and not skip_invalid:
                     raise InvalidStructureError(*piece_errors[0])
                 tables.append(table)
@@ -588,7 +597,8 @@ def extract_to_file(
 def _merge(parts, output, n_chunks, chunk_ids, fitted, settings, skip_invalid, resumed) -> ExtractionSummary:
     pooling, names = fitted.pooling, settings["feature_names"]
     schema = _schema(names, pooling)
-    provenance = {k: settings[k] for k in ("backbone", "weights", "fingerprint", "layer", "pooling", "compound_features")}
+    provenance = {k: settings[k] for k in ("backbone", "fingerprint", "layers", "pooling", "compound_features")}
+    provenance["weights"] = None if fitted.weights is None else str(fitted.weights)
     schema = schema.with_metadata({_META_KEY: json.dumps(provenance)})
     errors, n_rows = [], 0
 

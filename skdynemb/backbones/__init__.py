@@ -16,6 +16,8 @@ _REGISTRY: dict[str, tuple[str, str | None]] = {
     "cgcnn-mp-eform": ("skdynemb.backbones.cgcnn", None),
     "chgnet": ("skdynemb.backbones.chgnet", None),
     "alignn": ("skdynemb.backbones.alignn", None),
+    # our CPU-sized ALIGNN trained on MP formation energy (see skdynemb/data/alignn-mp-eform/MODEL_CARD.md)
+    "alignn-mp-eform": ("skdynemb.backbones.alignn", str(Path(__file__).resolve().parents[1] / "data" / "alignn-mp-eform")),
 }
 
 

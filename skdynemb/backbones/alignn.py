@@ -52,6 +52,7 @@ OFFICIAL_MODELS = {
 STAGE_PREFIXES = ("alignn", "gcn")
 _CONFIG_FILE = "config.json"
 _WEIGHTS_FILE = "best_model.pt"
+_EDGE_BLOCK = 8192  # edges per block in inference (8192 x 256 float32 = 8 MiB)
 _TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files (themselves zips), not model archives
 
 
@@ -85,12 +86,14 @@ class ALIGNNConfig:
         if self.extra_features != 0:
             raise ValueError("extra_features != 0 (per-structure extra inputs) is not supported")
         if self.atom_input_features != 92:
-            raise ValueError(f"atom_input_features={self.atom_input_features}: only the 92-d CGCNN features are supported")
+            raise ValueError(
+                f"atom_input_features={self.atom_input_features}: only the 92-d CGCNN features are supported"
+            )
         for name in ("alignn_layers", "gcn_layers", "edge_input_features", "triplet_input_features",
                      "embedding_features", "hidden_features", "output_features", "num_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name.endswith("_layers") else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name.endswith('_layers') else 'positive'} integer, got {value!r}")
+            value, smallest = getattr(self, name), 0 if name.endswith("_layers") else 1
+            if not isinstance(value, int) or value < smallest:
+                raise ValueError(f"{name} must be an integer >= {smallest}, got {value!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ALIGNNConfig":
@@ -165,15 +168,45 @@ class EdgeGatedGraphConv(nn.Module):
         self.dst_update = nn.Linear(input_features, output_features)
         self.bn_nodes = nn.BatchNorm1d(output_features)
 
-    def forward(self, src: torch.Tensor, dst: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-        m = self.src_gate(x)[src] + self.dst_gate(x)[dst] + self.edge_gate(y)
+    def forward(self, src: torch.Tensor, dst: torch.Tensor, x: torch.Tensor, y: torch.Tensor, reuse_y: bool = False):
+        """New (x, y); ``reuse_y`` lets inference write the new y into y's memory (y is then lost)."""
+        if not self.training and not torch.is_grad_enabled():
+            return self._inference(src, dst, x, y, reuse_y)
+        m = self.src_gate(x).index_select(0, src) + self.dst_gate(x).index_select(0, dst) + self.edge_gate(y)
         sigma = torch.sigmoid(m)
-        messages = self.dst_update(x)[src] * sigma
+        messages = self.dst_update(x).index_select(0, src) * sigma
         shape = (x.shape[0], m.shape[1])
         sum_sigma_h = m.new_zeros(shape).index_add_(0, dst, messages)
         sum_sigma = m.new_zeros(shape).index_add_(0, dst, sigma)
         h = self.src_update(x) + sum_sigma_h / (sum_sigma + 1e-6)
         return x + F.silu(self.bn_nodes(h)), y + F.silu(self.bn_edges(m))
+
+    def _inference(self, src, dst, x, y, reuse_y):
+        """Same maths as :meth:`forward` (eval mode, no autograd), over blocks of edges.
+
+        The per-edge work runs on ``_EDGE_BLOCK`` edges at a time, in place, so the temporaries
+        stay in cache and memory does not grow with the number of edges (line graphs of large
+        batches have ~10^5-10^6 edges x 256 features).
+        """
+        # the edge-gate bias is added once per node instead of once per edge
+        src_gate = self.src_gate(x) + self.edge_gate.bias
+        dst_gate, dst_update = self.dst_gate(x), self.dst_update(x)
+        edge_weight = self.edge_gate.weight.t()
+        shape = (x.shape[0], src_gate.shape[1])
+        sum_sigma_h, sum_sigma = src_gate.new_zeros(shape), src_gate.new_zeros(shape)
+        y_out = y if reuse_y else torch.empty_like(y)  # fresh memory costs page faults
+        for start in range(0, len(src), _EDGE_BLOCK):
+            block = slice(start, start + _EDGE_BLOCK)
+            s, d = src[block], dst[block]
+            m = src_gate.index_select(0, s)
+            m += dst_gate.index_select(0, d)
+            torch.addmm(m, y[block], edge_weight, out=m)
+            sigma = torch.sigmoid(m)
+            sum_sigma.index_add_(0, d, sigma)
+            sum_sigma_h.index_add_(0, d, sigma.mul_(dst_update.index_select(0, s)))
+            torch.add(y[block], F.silu(self.bn_edges(m), inplace=True), out=y_out[block])
+        h = self.src_update(x) + sum_sigma_h / (sum_sigma + 1e-6)
+        return x + F.silu(self.bn_nodes(h)), y_out
 
 
 class ALIGNNConv(nn.Module):
@@ -184,9 +217,9 @@ class ALIGNNConv(nn.Module):
         self.node_update = EdgeGatedGraphConv(in_features, out_features)
         self.edge_update = EdgeGatedGraphConv(out_features, out_features)
 
-    def forward(self, batch: AlignnBatch, x, y, z):
-        x, y = self.node_update(batch.edge_src, batch.edge_dst, x, y)
-        y, z = self.edge_update(batch.lg_src, batch.lg_dst, y, z)
+    def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False):
+        x, y = self.node_update(batch.edge_src, batch.edge_dst, x, y, reuse_y=reuse_yz)
+        y, z = self.edge_update(batch.lg_src, batch.lg_dst, y, z, reuse_y=reuse_yz)
         return x, y, z
 
 
@@ -212,6 +245,20 @@ def segment_mean(values: torch.Tensor, index: torch.Tensor, num_segments: int) -
     total = values.new_zeros((num_segments, values.shape[1])).index_add_(0, index, values)
     count = torch.bincount(index, minlength=num_segments).clamp(min=1).to(values.dtype)
     return total / count.unsqueeze(1)
+
+
+def _rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor:
+    """``module(values)`` for a row-wise module; in inference, block by block into one output.
+
+    Avoids the large temporaries of the full call (for a line graph of 3e5 edges, ~1 GB of
+    fresh memory and its page faults).
+    """
+    if module.training or torch.is_grad_enabled():
+        return module(values)
+    out = values.new_empty((len(values), width))
+    for start in range(0, len(values), _EDGE_BLOCK):
+        out[start : start + _EDGE_BLOCK] = module(values[start : start + _EDGE_BLOCK])
+    return out
 
 
 class ALIGNN(nn.Module):
@@ -247,7 +294,9 @@ class ALIGNN(nn.Module):
         n_graphs = batch.num_graphs
         max_z = int(batch.atomic_numbers.max())
         if max_z >= len(self.atom_features) or int(batch.atomic_numbers.min()) < 1:
-            raise ValueError(f"atomic numbers must be in 1..{len(self.atom_features) - 1} (CGCNN features); got up to {max_z}")
+            raise ValueError(
+                f"atomic numbers must be in 1..{len(self.atom_features) - 1} (CGCNN features); got up to {max_z}"
+            )
 
         def keep_y(y):
             return segment_mean(y, batch.edge_graph_index, n_graphs) if pool_edges else y
@@ -255,17 +304,17 @@ class ALIGNN(nn.Module):
         def keep_z(z):
             return segment_mean(z, batch.lg_graph_index, n_graphs) if pool_edges else z
 
-        x = self.atom_embedding(self.atom_features[batch.atomic_numbers])
-        y = self.edge_embedding(torch.norm(batch.edge_r, dim=1))
-        z = self.angle_embedding(batch.lg_h)
+        x = self.atom_embedding(self.atom_features.index_select(0, batch.atomic_numbers))
+        y = _rowwise(self.edge_embedding, torch.norm(batch.edge_r, dim=1), self.config.hidden_features)
+        z = _rowwise(self.angle_embedding, batch.lg_h, self.config.hidden_features)
         xs, ys, zs = [x], [keep_y(y)], [keep_z(z)]
         for layer in self.alignn_layers:
-            x, y, z = layer(batch, x, y, z)
+            x, y, z = layer(batch, x, y, z, reuse_yz=pool_edges)
             xs.append(x)
             ys.append(keep_y(y))
             zs.append(keep_z(z))
         for layer in self.gcn_layers:
-            x, y = layer(batch.edge_src, batch.edge_dst, x, y)
+            x, y = layer(batch.edge_src, batch.edge_dst, x, y, reuse_y=pool_edges)
             xs.append(x)
             ys.append(keep_y(y))
         readout = segment_mean(x, batch.graph_index, n_graphs)
@@ -316,8 +365,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 class _restricted_pickle:  # noqa: N801 - a stand-in for the ``pickle`` module, for torch.load
     Unpickler = _RestrictedUnpickler
-    load = pickle.load
     __name__ = "skdynemb_restricted_pickle"
+
+    @staticmethod
+    def load(file, **kwargs):
+        return _RestrictedUnpickler(file, **kwargs).load()
 
 
 def _torch_load(data: bytes, source: str):
@@ -427,13 +479,17 @@ def _read_checkpoint(path: Path) -> tuple[dict, bytes, str]:
 
 
 def _graph_settings(config: dict, source: str) -> dict:
-    """The graph options of a training config; raises for graphs this package does not build."""
+    """The graph options of a training config; raises for model inputs this package does not build.
+
+    ``use_canonize`` is not checked: the official inference (``alignn.pretrained``) always
+    canonizes, whatever the training config says.
+    """
     strategy = config.get("neighbor_strategy", "k-nearest")
     features = config.get("atom_features", "cgcnn")
-    if strategy != "k-nearest" or features != "cgcnn" or not config.get("use_canonize", True):
+    if strategy != "k-nearest" or features != "cgcnn":
         raise ValueError(
-            f"{source}: trained on neighbor_strategy={strategy!r}, atom_features={features!r}, "
-            f"use_canonize={config.get('use_canonize', True)!r}; only the default k-nearest / cgcnn / canonized graph is supported"
+            f"{source}: trained on neighbor_strategy={strategy!r}, atom_features={features!r}; "
+            "only the default k-nearest graph with cgcnn atom features is supported"
         )
     return {"cutoff": float(config.get("cutoff", 8.0)), "max_neighbors": int(config.get("max_neighbors", 12))}
 

@@ -19,7 +19,7 @@ NAMES = [
     "JVASP-22556", "JVASP-97984", "JVASP-76567", "JVASP-98224", "JVASP-60702", "JVASP-97677",
     "handbuilt-Cu1-cubic10A",
 ]
-X_STAGES = ["00_embed", "01_alignn0", "02_alignn1", "03_alignn2", "04_alignn3", "05_gcn0", "06_gcn1", "07_gcn2", "08_gcn3"]
+X_STAGES = ["00_embed", *(f"0{k + 1}_alignn{k}" for k in range(4)), *(f"0{k + 5}_gcn{k}" for k in range(4))]
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +147,25 @@ def test_pooled_edges_are_means_of_full_edges(reference_model, graphs):
             torch.testing.assert_close(pooled.z[k][g], full.z[k][lg].mean(0), rtol=0, atol=1e-5)
 
 
+def test_autograd_path_equals_inference_path(reference_model, graphs):
+    """Eval with autograd on (full tensors) and without (blocked, in place) compute the same thing."""
+    batch = batch_graphs([graphs[n][1] for n in ("JVASP-60702", "JVASP-1372")])
+    with torch.no_grad():
+        fast = reference_model.stages(batch, pool_edges=True)
+    slow = reference_model.stages(batch, pool_edges=True)
+    assert slow.output.requires_grad
+    for a, b in zip(fast.x + fast.y + fast.z, slow.x + slow.y + slow.z):
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 
 def test_load_bare_state_dict_and_backbone_parity(fixtures, graphs):
     """Load the fixture .pt by path (config inferred), then Crystal -> forward_stages == official stages."""
     backbone = alignn.load(fixtures / "alignn_random_state_dict.pt")
-    assert backbone.stage_names == ["embedding", "alignn1", "alignn2", "alignn3", "alignn4", "gcn1", "gcn2", "gcn3", "gcn4"]
+    expected_names = ["embedding", *(f"alignn{k}" for k in range(1, 5)), *(f"gcn{k}" for k in range(1, 5))]
+    assert backbone.stage_names == expected_names
     assert backbone.stage_dims == [256] * 9 and backbone.bond_dims == [256] * 9 and backbone.angle_dims == [256] * 5
     names = ["JVASP-1372", "JVASP-15345", "JVASP-60702"]
     outputs = backbone.forward_stages([graphs[n][0] for n in names])
@@ -182,7 +194,8 @@ def small_model(seed=0):
 
 
 def nacl() -> Crystal:
-    return to_crystal(Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]), id="NaCl")
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return to_crystal(rocksalt, id="NaCl")
 
 
 def test_save_and_load_roundtrip_folder_and_zip(tmp_path):
@@ -262,6 +275,13 @@ def test_bad_checkpoints_raise_clearly(tmp_path):
         alignn.load_checkpoint(write(nan, "nan"))
     with pytest.raises(ValueError, match="unknown ALIGNN config fields"):
         alignn.ALIGNNConfig.from_dict({**config["model"], "dropout": 0.1})
+    radius = write(state, "radius")
+    (radius / "config.json").write_text(json.dumps({**config, "neighbor_strategy": "radius_graph"}))
+    with pytest.raises(ValueError, match="neighbor_strategy='radius_graph'"):
+        alignn.load_checkpoint(radius)
+    torch.save({"model": _Recorder([]), "optimizer": {}}, tmp_path / "pickled_module.pt")
+    with pytest.raises(ValueError, match="no 'model' state dict"):
+        alignn.load_checkpoint(tmp_path / "pickled_module.pt")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no best_model.pt"):
         alignn.load_checkpoint(tmp_path / "empty")

@@ -1,0 +1,1 @@
+"""The paper's experiments as reproducible benchmark tables (run with ``python -m benchmarks.paper.run``)."""

@@ -1,0 +1,236 @@
+"""The ``skdynemb`` command line.
+
+Every subcommand is one function ``add_cli(subparsers)`` in some module: it adds its parser
+with ``subparsers.add_parser(...)`` and sets ``handler`` (parsed args -> exit code) with
+``set_defaults``. Registering a subcommand = one ``"module:function"`` line in
+:data:`COMMANDS`. Modules are imported only to register; handlers import heavy libraries
+themselves, so ``skdynemb --help`` stays fast.
+
+Exit codes: 0 success, 1 error (bad input, invalid structure, conflicting files), 2 bad
+usage, 130 interrupted (Ctrl-C; ``extract`` keeps finished chunks and resumes on re-run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: Subcommand registrars, as "module:function" taking argparse's subparsers.
+COMMANDS = [
+    "skdynemb.cli:add_extract_cli",
+    "skdynemb.cli:add_backbones_cli",
+    "skdynemb.pretrain:add_cli",
+]
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def _error(command: str, message) -> int:
+    print(f"skdynemb {command}: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# ----------------------------------------------------------------------------- extract
+def _layer(text: str):
+    """``-1`` / ``conv4`` / ``all`` / ``0,3`` / ``embedding,conv4`` -> transformer ``layer``."""
+    items = [t.strip() for t in text.split(",")]
+    if any(not t for t in items):
+        raise argparse.ArgumentTypeError(f"invalid layer list {text!r}")
+    parsed = [int(t) if t.lstrip("-").isdigit() else t for t in items]
+    if "all" in parsed and len(parsed) > 1:
+        raise argparse.ArgumentTypeError("'all' cannot be combined with other layers")
+    return parsed[0] if len(parsed) == 1 else parsed
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_extract_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "extract",
+        help="extract dynamic embeddings of many structures into a parquet/npz file (resumable)",
+        description=(
+            "Run a pretrained GNN over every structure of INPUT and write its pooled stage features to "
+            "OUTPUT, chunk by chunk. Finished chunks are kept in OUTPUT.parts/: an interrupted run "
+            "(Ctrl-C, crash, kill) resumes when the same command is run again."
+        ),
+        epilog=(
+            "examples:\n"
+            "  skdynemb extract structures/ -o emb.parquet\n"
+            "  skdynemb extract mp.json.gz -o emb.parquet --id-field material_id --structure-field cif "
+            "--layer all --pooling element --n-jobs 2 --skip-invalid\n"
+            "  skdynemb extract matbench_dielectric.json.gz -o emb.npz --dask tcp://scheduler:8786\n"
+            "exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (re-run to resume)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "input",
+        help="folder of CIF/POSCAR files (ids = file stems), or JSON/JSON.GZ: a list of records "
+        "(id + structure as pymatgen dict or CIF/POSCAR text) or a pandas 'columns' table",
+    )
+    p.add_argument("-o", "--output", required=True, help="output file, .parquet or .npz")
+    p.add_argument("--backbone", default="cgcnn-mp-eform", help="registered backbone (see `skdynemb backbones`)")
+    p.add_argument("--weights", default=None, help="checkpoint for the backbone (required for alignn)")
+    p.add_argument(
+        "--layer", type=_layer, default=-1,
+        help="stage(s): index (-1 = last), stage name, 'all', or a comma list such as 0,3 (default: -1)",
+    )
+    p.add_argument(
+        "--pooling", choices=["mean", "element"], default="mean",
+        help="mean: one row per structure; element: one row per (structure, element) with its fraction",
+    )
+    p.add_argument(
+        "--compound-features", choices=["bond", "bond+angle"], default=None,
+        help="append the structure's mean bond (and angle) features (backbones that have them)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=None,
+        help="structures per forward pass and per worker task (default: the backbone's, 64 for CGCNN)",
+    )
+    p.add_argument(
+        "--chunk-size", type=_positive, default=1000,
+        help="structures per part file, the unit of memory use and of resumption (default: 1000)",
+    )
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:1, ...")
+    p.add_argument(
+        "--n-jobs", type=int, default=None,
+        help="parallel workers, one batch each (joblib; -1 = all cores; default: none, in-process)",
+    )
+    p.add_argument(
+        "--dask", metavar="ADDRESS", default=None,
+        help="run the workers on this dask scheduler (e.g. tcp://host:8786); implies --n-jobs -1",
+    )
+    p.add_argument("--id-field", default=None, help="JSON field/column with the ids (default: auto-detected)")
+    p.add_argument("--structure-field", default=None, help="JSON field/column with the structures (default: auto)")
+    p.add_argument(
+        "--skip-invalid", action="store_true",
+        help="leave out structures that cannot be read, listing them in OUTPUT.errors.csv (default: stop)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT and discard unfinished parts")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_extract)
+
+
+def run_extract(args) -> int:
+    from contextlib import ExitStack
+
+    import joblib
+
+    from skdynemb.streaming import extract_to_file, parts_dir
+    from skdynemb.errors import InvalidStructureError
+    from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
+
+    n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1
+    transformer = DynamicEmbeddingTransformer(
+        backbone=args.backbone, weights=args.weights, layer=args.layer, pooling=args.pooling,
+        compound_features=args.compound_features, device=args.device, batch_size=args.batch_size,
+        n_jobs=n_jobs, progress=False,
+    )
+    try:
+        with ExitStack() as stack:
+            if args.dask is not None:
+                from dask.distributed import Client
+
+                stack.enter_context(Client(args.dask))
+                stack.enter_context(joblib.parallel_config("dask"))
+            summary = extract_to_file(
+                args.input, args.output, transformer, chunk_size=args.chunk_size, id_field=args.id_field,
+                structure_field=args.structure_field, skip_invalid=args.skip_invalid,
+                overwrite=args.overwrite, progress=not args.no_progress,
+            )
+    except InvalidStructureError as exc:
+        if args.traceback:
+            raise
+        return _error("extract", f"{exc}\n(--skip-invalid leaves such structures out and lists them in a CSV; "
+                      "re-running resumes after the finished chunks)")
+    except KeyboardInterrupt:
+        parts = parts_dir(args.output)
+        saved = len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
+        print(f"skdynemb extract: interrupted; {saved} finished chunk(s) kept in {parts}; "
+              "run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    resumed = f", {summary.resumed_chunks} chunk(s) resumed from disk" if summary.resumed_chunks else ""
+    print(f"wrote {summary.n_rows} rows for {summary.n_structures - len(summary.errors)} structures "
+          f"to {summary.output}{resumed}")
+    if summary.errors:
+        print(f"{len(summary.errors)} invalid structure(s) left out, listed in {summary.errors_file}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- backbones
+def add_backbones_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "backbones",
+        help="list the available backbones with their stages",
+        description="List registered backbones; each is loaded to show its stage names and widths.",
+    )
+    p.add_argument("names", nargs="*", help="backbones to show (default: all)")
+    p.add_argument("--weights", default=None, help="checkpoint to load (with one backbone name)")
+    p.set_defaults(handler=run_backbones)
+
+
+def run_backbones(args) -> int:
+    from skdynemb.backbones import available_backbones, load_backbone
+
+    names = args.names or available_backbones()
+    unknown = [n for n in names if n not in available_backbones()]
+    if unknown:
+        return _error("backbones", f"unknown backbone(s) {unknown}; available: {available_backbones()}")
+    if args.weights is not None and len(names) != 1:
+        return _error("backbones", "--weights needs exactly one backbone name")
+    failed = False
+    for name in names:
+        try:
+            bb = load_backbone(name, args.weights)
+        except Exception as exc:  # report every backbone, whatever stops one of them loading
+            print(f"{name}: not loadable here: {type(exc).__name__}: {exc}")
+            failed = failed or bool(args.names)
+            continue
+        stages = ", ".join(f"{s} ({d})" for s, d in zip(bb.stage_names, bb.stage_dims))
+        print(f"{name}: {len(bb.stage_names)} stages: {stages}")
+        for kind, dims in (("bond", bb.bond_dims), ("angle", bb.angle_dims)):
+            if dims:
+                print(f"  {kind} features per stage: {dims}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skdynemb",
+        description="Dynamic (structure-aware) element embeddings from pretrained GNNs.",
+        epilog="exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted",
+    )
+    parser.add_argument("--traceback", action="store_true", help="show full tracebacks of errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for spec in COMMANDS:
+        module, function = spec.split(":")
+        getattr(importlib.import_module(module), function)(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"skdynemb {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, ImportError) as exc:
+        if args.traceback:
+            raise
+        return _error(args.command, exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
