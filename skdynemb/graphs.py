@@ -191,8 +191,10 @@ def _lex_keys(rows: np.ndarray) -> np.ndarray:
     return keys
 
 
-def _line_graph(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (e1, e2) with dst[e1] == src[e2] and e1 != e2, sorted; edges must be sorted by src."""
+def line_graph(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """ALIGNN's line graph of a directed graph: the edge pairs (e1, e2) with dst[e1] == src[e2] and
+    e1 != e2 (bond e1 then bond e2 form an angle at their shared atom), as two index arrays into the
+    edge list, sorted by (e1, e2). The edges must be sorted by ``src``; ``n_nodes`` atoms."""
     out_degree = np.bincount(src, minlength=n_nodes)
     first_out = np.concatenate([[0], np.cumsum(out_degree)[:-1]])
     per_e1 = out_degree[dst]
@@ -237,7 +239,7 @@ def build_alignn_graph(crystal, cutoff: float = 8.0, max_neighbors: int = 12) ->
     order = np.argsort(_lex_keys(np.column_stack([src, dst, image])), kind="stable")
     src, dst, image = src[order], dst[order], image[order]
     edge_r = vec[order].astype(np.float32)
-    lg_src, lg_dst = _line_graph(src, dst, crystal.num_sites)
+    lg_src, lg_dst = line_graph(src, dst, crystal.num_sites)
     lg_h = bond_cosines(torch.from_numpy(edge_r), torch.from_numpy(lg_src), torch.from_numpy(lg_dst))
     return AlignnGraph(
         atomic_numbers=np.asarray(crystal.numbers, dtype=np.int64).copy(),

@@ -185,7 +185,9 @@ def _folder_source(folder: Path) -> RecordSource:
     return RecordSource(folder, ids, lambda: ((p.stem, p) for p in files))
 
 
-def _pick(name: str | None, candidates: tuple[str, ...], keys, what: str, where: str, option: str) -> str:
+def pick_field(name: str | None, candidates: tuple[str, ...], keys, what: str, where: str, option: str) -> str:
+    """The field to read: ``name`` if ``keys`` holds it, else the first of ``candidates`` found there;
+    otherwise a ValueError naming ``where`` and the ``option`` that sets it."""
     if name is not None:
         if name not in keys:
             raise ValueError(f"{where} has no {what} field {name!r} (fields: {sorted(keys)})")
@@ -206,8 +208,8 @@ def _record_ids(path: Path, id_field, structure_field) -> tuple[list[str], str, 
             if not isinstance(record, dict):
                 raise ValueError(f"{path}: record {i} is a {type(record).__name__}, expected an object")
             if i == 0:
-                id_field = _pick(id_field, ID_FIELDS, record, "id", f"{path}: record 0", "--id-field")
-                structure_field = _pick(
+                id_field = pick_field(id_field, ID_FIELDS, record, "id", f"{path}: record 0", "--id-field")
+                structure_field = pick_field(
                     structure_field, STRUCTURE_FIELDS, record, "structure", f"{path}: record 0", "--structure-field"
                 )
             for name in (id_field, structure_field):
@@ -246,7 +248,7 @@ def _columns_ids(path: Path, id_field, structure_field) -> tuple[list[str], str]
             else:
                 reader.value()
     if keys is None:
-        _pick(structure_field, STRUCTURE_FIELDS, columns, "structure", f"{path}: table", "--structure-field")
+        pick_field(structure_field, STRUCTURE_FIELDS, columns, "structure", f"{path}: table", "--structure-field")
     if id_field is None:
         return keys, structure_field
     if id_values is None:

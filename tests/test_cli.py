@@ -22,10 +22,9 @@ FAST = ["--batch-size", "8", "--chunk-size", "8", "--device", "cpu", "--no-progr
 
 
 @pytest.fixture(scope="module")
-def mp_file(shared, tmp_path_factory):
+def mp_file(mp_records, tmp_path_factory):
     """20 Materials Project records (material_id + CIF text) as JSON.GZ, and their structures."""
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz", "rt") as fh:
-        records = json.load(fh)[:20]
+    records = mp_records[:20]
     path = tmp_path_factory.mktemp("cli") / "mp20.json.gz"
     with gzip.open(path, "wt") as fh:
         json.dump(records, fh)

@@ -1,7 +1,5 @@
 """ALIGNN graphs: identical to the official DGL graphs (fixtures) and to alignn's numpy builder."""
 
-import gzip
-import json
 import time
 
 import numpy as np
@@ -66,11 +64,8 @@ def test_matches_official_dgl_graph(shared, name):
 
 
 @pytest.fixture(scope="module")
-def mp_crystals(shared):
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz") as f:
-        records = json.load(f)
-    rng = np.random.default_rng(7)
-    picked = [records[i] for i in rng.choice(len(records), 20, replace=False)]
+def mp_crystals(mp_sample):
+    picked = mp_sample(20, seed=7)
     return to_crystals([r["cif"] for r in picked], ids=[r["material_id"] for r in picked])
 
 

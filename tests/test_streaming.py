@@ -43,10 +43,9 @@ def dielectric(shared, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mp_records(shared, tmp_path_factory):
+def mp_file(mp_records, tmp_path_factory):
     """24 Materials Project records (material_id + CIF text, and a NaN field) as JSON.GZ."""
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz", "rt") as fh:
-        records = json.load(fh)[:24]
+    records = [dict(r) for r in mp_records[:24]]
     records[3]["efermi"] = float("nan")  # the shared file has NaNs too; strict JSON parsers reject them
     path = tmp_path_factory.mktemp("mp") / "mp24.json.gz"
     with gzip.open(path, "wt") as fh:
@@ -86,7 +85,7 @@ def test_json_reader_matches_json_module_at_any_block_size(block):
         list(_JsonReader(io.StringIO('[{"a": 1}, {"a": }]'), "bad", block=block).items())
 
 
-def test_sources_read_ids_and_structures_in_order(dielectric, mp_records, tmp_path):
+def test_sources_read_ids_and_structures_in_order(dielectric, mp_file, tmp_path):
     path, keys, structures = dielectric
     source = open_source(path)
     assert source.ids == keys
@@ -96,7 +95,7 @@ def test_sources_read_ids_and_structures_in_order(dielectric, mp_records, tmp_pa
     volumes = open_source(path, id_field="volume")  # ids from a column instead of the index
     assert volumes.ids == [str(table["volume"][k]) for k in keys]
 
-    mp_path, records = mp_records
+    mp_path, records = mp_file
     mp = open_source(mp_path)  # material_id + cif picked automatically
     assert mp.ids == [r["material_id"] for r in records]
     assert [raw for _, _, raw in mp.records()] == [r["cif"] for r in records]
@@ -110,8 +109,8 @@ def test_sources_read_ids_and_structures_in_order(dielectric, mp_records, tmp_pa
     assert open_source(folder).ids == ["POSCAR_s3", "s0", "s1", "s2"]
 
 
-def test_bad_inputs_name_the_problem(mp_records, tmp_path):
-    _, records = mp_records
+def test_bad_inputs_name_the_problem(mp_file, tmp_path):
+    _, records = mp_file
     dup = tmp_path / "dup.json"
     dup.write_text(json.dumps([records[0], records[1], records[0]]))
     with pytest.raises(ValueError, match=r"duplicate id 'mp-1' \(records 0 and 2\)"):
@@ -182,8 +181,8 @@ def test_folder_input(dielectric, tmp_path):
     np.testing.assert_allclose(z["features"], transformer().fit().transform(read_back), rtol=1e-6, atol=1e-6)
 
 
-def test_invalid_structures_fail_by_default_or_are_listed(mp_records, tmp_path):
-    _, records = mp_records
+def test_invalid_structures_fail_by_default_or_are_listed(mp_file, tmp_path):
+    _, records = mp_file
     overlap = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0.001]])
     no_cgcnn = Structure(Lattice.cubic(5.0), ["Og"], [[0, 0, 0]])  # CGCNN covers Z = 1..100
     bad = [
@@ -310,10 +309,10 @@ def dask_client():
     cluster.close()
 
 
-def test_dask_workers_give_the_sequential_result(mp_records, dask_client, tmp_path):
+def test_dask_workers_give_the_sequential_result(mp_file, dask_client, tmp_path):
     import joblib
 
-    path, records = mp_records
+    path, records = mp_file
     local = tmp_path / "local.parquet"
     extract_to_file(path, local, transformer(batch_size=4), chunk_size=12, progress=False)
     on_dask = tmp_path / "dask.parquet"

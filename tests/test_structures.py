@@ -1,7 +1,5 @@
 """Structures in: every accepted input gives the same Crystal; bad input names the sample."""
 
-import gzip
-import json
 
 import numpy as np
 import pytest
@@ -48,9 +46,8 @@ def test_round_trip_to_pymatgen(rocksalt):
     assert back.composition == rocksalt.composition
 
 
-def test_real_mp_cifs_parse(shared):
-    with gzip.open(shared / "data/mp/mp_eform_crysxpp.json.gz", "rt") as fh:
-        records = json.load(fh)[:25]
+def test_real_mp_cifs_parse(mp_records):
+    records = mp_records[:25]
     crystals = to_crystals([r["cif"] for r in records], ids=[r["material_id"] for r in records])
     for rec, crystal in zip(records, crystals):
         s = Structure.from_str(rec["cif"], fmt="cif")

@@ -414,7 +414,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("command", choices=[*COMMANDS, "all"])
     p.add_argument("--full", action="store_true", help="paper-sized settings (GPU machine): 250 epochs, 5 seeds, "
                    "full training sets, Roost's default output network, device cuda")
-    p.add_argument("--props", nargs="+", choices=list(C.PROPERTIES), help="properties (default: per table)")
+    p.add_argument("--props", nargs="+", choices=[*C.PROPERTIES, "all"],
+                   help="properties (default: per table; 'all' = every property with >= ~250 entries)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--select-seeds", type=int, help="seeds used to choose best static / tuned stage on val")
@@ -444,6 +445,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     C.COMMAND[:] = argv
     args = parser().parse_args(argv)
+    if args.props and "all" in args.props:
+        args.props = _unique([p for p in args.props if p != "all"] + list(C.CPU_PROPS) + list(C.PROPERTIES))
     s = C.settings_from(args)
     C.log(f"settings: {s}")
     commands = list(COMMANDS) if args.command == "all" else [args.command]

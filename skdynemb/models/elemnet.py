@@ -56,7 +56,8 @@ class ElemNetRegressor(TorchRegressor):
         all ``max_epochs`` run); training stops after ``patience`` epochs without a better
         validation loss and the best epoch's weights are restored.
     n_estimators : ensemble size (members differ by their seed).
-    device : torch device. random_state : seed of split, initialisation, shuffling and dropout.
+    device : torch device ("cpu", "cuda", ...).
+    random_state : seed of split, initialisation, shuffling and dropout.
     verbose : skorch's per-epoch log when > 0.
     """
 

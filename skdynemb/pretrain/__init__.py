@@ -6,7 +6,7 @@ weights=...)`` read as they are. Names are imported on first use, so registering
 subcommand (``skdynemb.pretrain:add_cli``) does not import torch.
 """
 
-from importlib import import_module
+from skdynemb._lazy import lazy_exports
 
 _EXPORTS = {
     "add_cli": "skdynemb.pretrain._cli",
@@ -16,14 +16,4 @@ _EXPORTS = {
     "pretrain_alignn": "skdynemb.pretrain._train",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'skdynemb.pretrain' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

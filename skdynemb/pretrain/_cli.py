@@ -6,24 +6,9 @@ import argparse
 import sys
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from skdynemb.cli import int_at_least
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+_positive, _count = int_at_least(1), int_at_least(0)
 
 
 def add_cli(subparsers) -> None:
@@ -73,28 +58,19 @@ def add_cli(subparsers) -> None:
     p.set_defaults(handler=run_pretrain)
 
 
-def _pick(name, candidates, record, what, option) -> str:
-    if name is not None:
-        if name not in record:
-            raise ValueError(f"record 0 has no {what} field {name!r} (fields: {sorted(record)})")
-        return name
-    for candidate in candidates:
-        if candidate in record:
-            return candidate
-    raise ValueError(f"record 0 has none of the {what} fields {list(candidates)}; pass {option} (fields: {sorted(record)})")
-
-
 def read_records(path, target: str, id_field=None, structure_field=None, limit=None):
     """(ids, raw structures, targets) from a JSON / JSON.GZ list of records; bad records raise naming them."""
     from skdynemb.datasets._core import read_json
-    from skdynemb.streaming import ID_FIELDS, STRUCTURE_FIELDS
+    from skdynemb.streaming import ID_FIELDS, STRUCTURE_FIELDS, pick_field
 
     records = read_json(path)
     if not isinstance(records, list) or not records or not isinstance(records[0], dict):
         raise ValueError(f"{path}: expected a non-empty JSON list of records (objects)")
     records = records[:limit] if limit is not None else records
-    id_field = _pick(id_field, ID_FIELDS, records[0], "id", "--id-field")
-    structure_field = _pick(structure_field, STRUCTURE_FIELDS, records[0], "structure", "--structure-field")
+    id_field = pick_field(id_field, ID_FIELDS, records[0], "id", f"{path}: record 0", "--id-field")
+    structure_field = pick_field(
+        structure_field, STRUCTURE_FIELDS, records[0], "structure", f"{path}: record 0", "--structure-field"
+    )
     ids, raw, y = [], [], []
     for i, record in enumerate(records):
         missing = [k for k in (id_field, structure_field, target) if not isinstance(record, dict) or record.get(k) is None]

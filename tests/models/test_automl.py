@@ -1,15 +1,11 @@
 """AutoMLRegressor (FLAML backend): learning on MP data, reproducibility, auto-sklearn guidance."""
 
-import gzip
-import json
 import pickle
-import re
 import sys
 
 import numpy as np
 import pytest
 from elementembeddings.core import Embedding
-from pymatgen.core import Composition
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -22,23 +18,11 @@ FAST = dict(time_budget=-1, max_iter=8, estimator_list=["lgbm"])
 
 
 @pytest.fixture(scope="module")
-def mp(shared):
-    """300 MP entries with distinct reduced formulas (fixed shuffle): fraction-weighted mean
-    magpie rows (300, 22) and e_form (eV/atom)."""
-    records = json.load(gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz"))
+def mp(mp_distinct):
+    """300 MP entries with distinct reduced formulas: fraction-weighted mean magpie rows and e_form (eV/atom)."""
     table = Embedding.load_data("magpie").embeddings
-    X, y, seen = [], [], set()
-    for i in np.random.default_rng(0).permutation(len(records)):
-        cif = records[i]["cif"]
-        comp = Composition(re.search(r"_chemical_formula_sum\s+(.+)", cif).group(1).strip("' \n"))
-        if comp.reduced_formula in seen or any(e.symbol not in table for e in comp.elements):
-            continue
-        seen.add(comp.reduced_formula)
-        X.append(sum(comp.get_atomic_fraction(e) * np.asarray(table[e.symbol]) for e in comp.elements))
-        y.append(records[i]["e_form"])
-        if len(X) == 300:
-            break
-    return np.array(X), np.array(y)
+    comps, y = mp_distinct(300, table)
+    return np.array([sum(c.get_atomic_fraction(e) * np.asarray(table[e.symbol]) for e in c.elements) for c in comps]), y
 
 
 def test_learns_formation_energy(mp):

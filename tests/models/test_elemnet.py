@@ -1,15 +1,11 @@
 """ElemNetRegressor: the published architecture, learning on MP data, early stopping, API contracts."""
 
-import gzip
-import json
 import pickle
-import re
 
 import numpy as np
 import pytest
 import torch
 from elementembeddings.core import Embedding
-from pymatgen.core import Composition
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -21,23 +17,11 @@ FAST = dict(blocks=((64, 2, 0.2), (32, 1, 0.0)), batch_size=32, max_epochs=3, va
 
 
 @pytest.fixture(scope="module")
-def mp(shared):
-    """300 MP entries with distinct reduced formulas (fixed shuffle): fraction-weighted mean
-    matscholar rows (300, 200) and e_form (eV/atom)."""
-    records = json.load(gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz"))
+def mp(mp_distinct):
+    """300 MP entries with distinct reduced formulas: fraction-weighted mean matscholar rows and e_form (eV/atom)."""
     table = Embedding.load_data("matscholar").embeddings
-    X, y, seen = [], [], set()
-    for i in np.random.default_rng(0).permutation(len(records)):
-        cif = records[i]["cif"]
-        comp = Composition(re.search(r"_chemical_formula_sum\s+(.+)", cif).group(1).strip("' \n"))
-        if comp.reduced_formula in seen or any(e.symbol not in table for e in comp.elements):
-            continue
-        seen.add(comp.reduced_formula)
-        X.append(sum(comp.get_atomic_fraction(e) * np.asarray(table[e.symbol]) for e in comp.elements))
-        y.append(records[i]["e_form"])
-        if len(X) == 300:
-            break
-    return np.array(X), np.array(y)
+    comps, y = mp_distinct(300, table)
+    return np.array([sum(c.get_atomic_fraction(e) * np.asarray(table[e.symbol]) for e in c.elements) for c in comps]), y
 
 
 def test_architecture_is_elemnet():

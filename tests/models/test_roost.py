@@ -1,9 +1,6 @@
 """RoostRegressor: reference equivalence with aviary, learning on MP data, sklearn API contracts."""
 
-import gzip
-import json
 import pickle
-import re
 
 import numpy as np
 import pytest
@@ -56,22 +53,10 @@ class StaticRows(TransformerMixin, BaseEstimator):
 
 
 @pytest.fixture(scope="module")
-def mp(shared):
-    """600 MP entries with distinct reduced formulas (fixed shuffle): formulas, e_form (eV/atom)."""
-    records = json.load(gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz"))
-    table = _table()
-    formulas, y, seen = [], [], set()
-    for i in np.random.default_rng(0).permutation(len(records)):
-        cif = records[i]["cif"]
-        comp = Composition(re.search(r"_chemical_formula_sum\s+(.+)", cif).group(1).strip("' \n"))
-        if comp.reduced_formula in seen or any(e.symbol not in table for e in comp.elements):
-            continue
-        seen.add(comp.reduced_formula)
-        formulas.append(comp.formula)
-        y.append(records[i]["e_form"])
-        if len(formulas) == 600:
-            break
-    return formulas, np.array(y)
+def mp(mp_distinct):
+    """600 MP entries with distinct reduced formulas: formulas, e_form (eV/atom)."""
+    comps, y = mp_distinct(600, _table())
+    return [c.formula for c in comps], y
 
 
 def _emb(formulas):

@@ -1,9 +1,6 @@
 """Composition baselines (ElemNet fractions, Magpie) against matminer's own featurizers."""
 
-import gzip
-import json
 import pickle
-import re
 
 import numpy as np
 import pandas as pd
@@ -19,14 +16,10 @@ from skdynemb.transformers.static import InvalidCompositionError
 
 
 @pytest.fixture(scope="module")
-def mp(shared):
+def mp(mp_sample):
     """700 random MP records: (formulas from the CIFs' _chemical_formula_sum, e_form eV/atom)."""
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz", "rt") as fh:
-        records = json.load(fh)
-    pick = np.random.default_rng(1).choice(len(records), 700, replace=False)
-    records = [records[i] for i in pick]
-    formulas = [re.search(r"_chemical_formula_sum\s+'?([^'\n]+?)'?\s*\n", r["cif"]).group(1) for r in records]
-    return formulas, np.array([r["e_form"] for r in records])
+    records = mp_sample(700, seed=1)
+    return [r["formula"] for r in records], np.array([r["e_form"] for r in records])
 
 
 def test_elemnet_columns():

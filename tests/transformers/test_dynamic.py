@@ -1,7 +1,5 @@
 """DynamicEmbeddingTransformer on real structures with the pretrained CGCNN backbone."""
 
-import gzip
-import json
 import pickle
 
 import joblib
@@ -14,28 +12,10 @@ from skdynemb import DynamicEmbeddingTransformer, ElementEmbeddings, InvalidStru
 from skdynemb.structures import to_crystals
 
 
-def licoo2():
-    return Structure.from_spacegroup(
-        "R-3m", Lattice.hexagonal(2.82, 14.05), ["Li", "Co", "O"], [[0, 0, 0], [0, 0, 0.5], [0, 0, 0.2604]]
-    )
-
-
-def co3o4():
-    return Structure.from_spacegroup(
-        "Fd-3m", Lattice.cubic(8.08), ["Co", "Co", "O"],
-        [[0.125, 0.125, 0.125], [0.5, 0.5, 0.5], [0.2631, 0.2631, 0.2631]],
-    )
-
-
 @pytest.fixture(scope="module")
-def mp_structures():
-    from skdynemb._paths import shared_data
-
-    path = shared_data("mp", "mp_eform_crysxpp.json.gz")
-    if path is None:
-        pytest.skip("../shared/data not present")
-    with gzip.open(path, "rt") as fh:
-        records = json.load(fh)[:24]
+def mp_structures(mp_sample):
+    """The first 24 MP records as pymatgen Structures, and their ids."""
+    records = mp_sample(24, first=True)
     return [Structure.from_str(r["cif"], fmt="cif") for r in records], [r["material_id"] for r in records]
 
 
@@ -52,8 +32,8 @@ def test_stages_and_feature_names(fitted):
     assert names[0] == "embedding_0" and names[-1] == f"{bb.stage_names[-1]}_{bb.stage_dims[-1] - 1}"
 
 
-def test_co_differs_between_compounds_only_after_message_passing(fitted):
-    emb = fitted.transform([licoo2(), co3o4()])
+def test_co_differs_between_compounds_only_after_message_passing(fitted, licoo2, co3o4):
+    emb = fitted.transform([licoo2, co3o4])
     dims = fitted.backbone_.stage_dims
     co_a = emb[0].features[emb[0].elements.index("Co")]
     co_b = emb[1].features[emb[1].elements.index("Co")]
@@ -77,9 +57,9 @@ def test_rows_are_per_element_means_of_backbone_atoms(fitted, mp_structures):
             assert comp.fractions[row] == pytest.approx(len(idx) / len(symbols))
 
 
-def test_shuffled_sites_and_large_counts():
+def test_shuffled_sites_and_large_counts(licoo2):
     transformer = DynamicEmbeddingTransformer(progress=False, device="cpu").fit()
-    s = licoo2() * (2, 2, 1)  # 12 Li, 12 Co, 24 O
+    s = licoo2.to_pymatgen() * (3, 3, 2)  # 18 Li, 18 Co, 36 O
     perm = np.random.default_rng(0).permutation(len(s))
     shuffled = Structure(s.lattice, [s[i].specie for i in perm], [s[i].frac_coords for i in perm])
     a, b = transformer.transform([s, shuffled])
@@ -87,7 +67,7 @@ def test_shuffled_sites_and_large_counts():
     np.testing.assert_allclose(a.fractions, [0.25, 0.5, 0.25])
     np.testing.assert_allclose(a.features, b.features, atol=1e-5)
     # the supercell of a crystal has the same per-element environment as the cell itself
-    (c,) = transformer.transform([licoo2()])
+    (c,) = transformer.transform([licoo2])
     np.testing.assert_allclose(a.features, c.features, atol=1e-4)
 
 
@@ -131,12 +111,12 @@ def test_mean_pooling_is_atom_average_and_pandas_output(fitted, mp_structures):
     np.testing.assert_allclose(df.to_numpy(), X, atol=1e-6)
 
 
-def test_layer_selection(fitted):
+def test_layer_selection(fitted, licoo2):
     dims = fitted.backbone_.stage_dims
     t = DynamicEmbeddingTransformer(layer=["embedding", -1], progress=False, device="cpu").fit()
     assert t.layers_ == [0, len(dims) - 1]
-    (full,) = fitted.transform([licoo2()])
-    (part,) = t.transform([licoo2()])
+    (full,) = fitted.transform([licoo2])
+    (part,) = t.transform([licoo2])
     np.testing.assert_array_equal(part.features[:, : dims[0]], full.features[:, : dims[0]])
     np.testing.assert_array_equal(part.features[:, dims[0]:], full.features[:, -dims[-1]:])
     for bad in [99, "conv9", [], [0, 0]]:
@@ -152,24 +132,24 @@ def test_layer_selection(fitted):
         (Structure(Lattice.cubic(3.0), [], []), "empty"),
     ],
 )
-def test_bad_structures_name_the_sample(fitted, bad, message):
+def test_bad_structures_name_the_sample(fitted, bad, message, licoo2):
     with pytest.raises((InvalidStructureError, ValueError), match=rf"sample 1.*{message}|{message}.*sample 1"):
-        fitted.transform([licoo2(), bad])
+        fitted.transform([licoo2, bad])
 
 
-def test_output_is_picklable_and_indexable(fitted):
-    emb = fitted.transform([licoo2(), co3o4(), licoo2()])
+def test_output_is_picklable_and_indexable(fitted, licoo2, co3o4):
+    emb = fitted.transform([licoo2, co3o4, licoo2])
     assert isinstance(emb, ElementEmbeddings) and len(emb) == 3
     back = pickle.loads(pickle.dumps(emb))
     assert back == emb
     assert back[[2, 0]][0] == emb[0]
     t2 = pickle.loads(pickle.dumps(fitted))
-    assert t2.transform([co3o4()]) == emb[[1]]
+    assert t2.transform([co3o4]) == emb[[1]]
 
 
-def test_chgnet_compound_features_and_missing_angles():
+def test_chgnet_compound_features_and_missing_angles(licoo2):
     t = DynamicEmbeddingTransformer(backbone="chgnet", compound_features="bond+angle", progress=False, device="cpu")
-    (emb,) = t.fit().transform([licoo2()])
+    (emb,) = t.fit().transform([licoo2])
     bb = t.backbone_
     assert t.n_features_out_ == bb.stage_dims[-1] + bb.bond_dims[-1] + bb.angle_dims[-1]
     # the compound part is the same for every element row; the element part is not
@@ -179,6 +159,6 @@ def test_chgnet_compound_features_and_missing_angles():
     # bcc Cs: no bond pair short enough for CHGNet's angles -> a clear error, not zeros
     cs = Structure.from_spacegroup("Im-3m", Lattice.cubic(6.05), ["Cs"], [[0, 0, 0]])
     with pytest.raises(InvalidStructureError, match=r"sample 1.*no angles"):
-        t.transform([licoo2(), cs])
+        t.transform([licoo2, cs])
     t.set_params(compound_features="bond").fit()
     assert len(t.transform([cs])) == 1

@@ -1,6 +1,5 @@
 """StaticEmbeddingTransformer and the static tables, against the packages that ship the tables."""
 
-import gzip
 import json
 import pickle
 import re
@@ -42,14 +41,10 @@ def nacl():
 
 
 @pytest.fixture(scope="module")
-def mp(shared):
+def mp(mp_sample):
     """700 random MP records: (formulas from the CIFs' _chemical_formula_sum, e_form eV/atom, CIFs)."""
-    with gzip.open(shared / "data" / "mp" / "mp_eform_crysxpp.json.gz", "rt") as fh:
-        records = json.load(fh)
-    pick = np.random.default_rng(0).choice(len(records), 700, replace=False)
-    records = [records[i] for i in pick]
-    formulas = [re.search(r"_chemical_formula_sum\s+'?([^'\n]+?)'?\s*\n", r["cif"]).group(1) for r in records]
-    return formulas, np.array([r["e_form"] for r in records]), [r["cif"] for r in records]
+    records = mp_sample(700)
+    return [r["formula"] for r in records], np.array([r["e_form"] for r in records]), [r["cif"] for r in records]
 
 
 @pytest.mark.parametrize("name, width", [
