@@ -13,6 +13,9 @@ class InvalidSampleError(ValueError):
             where += f" (id={sample_id!r})"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):  # pickles across joblib / dask workers with its fields
+        return type(self), (self.index, self.sample_id, self.problem)
+
 
 class InvalidStructureError(InvalidSampleError):
     """A structure that cannot be used (empty, disordered, overlapping atoms, unreadable...)."""

@@ -232,8 +232,20 @@ def to_crystal(obj, index: int | None = None, id: str | None = None) -> Crystal:
     return _validate(result, index, id)
 
 
-def to_crystals(structures, ids: Sequence | None = None) -> list[Crystal]:
-    """Coerce a sequence (list, tuple, pandas Series) of structures; errors name the index."""
+#: structures per joblib task when :func:`to_crystals` parses in parallel
+PARSE_CHUNK = 256
+
+
+def _to_crystal_chunk(start: int, objs: list, ids: list) -> list[Crystal]:
+    return [to_crystal(obj, index=start + k, id=sid) for k, (obj, sid) in enumerate(zip(objs, ids))]
+
+
+def to_crystals(structures, ids: Sequence | None = None, n_jobs: int | None = None) -> list[Crystal]:
+    """Coerce a sequence (list, tuple, pandas Series) of structures; errors name the index.
+
+    ``n_jobs``: joblib workers that parse chunks of :data:`PARSE_CHUNK` structures in parallel
+    (worth it for CIF/POSCAR text and files; None or 1 parses here).
+    """
     if hasattr(structures, "tolist") and not isinstance(structures, np.ndarray):
         if ids is None and hasattr(structures, "index"):
             ids = [str(i) for i in structures.index]
@@ -242,10 +254,15 @@ def to_crystals(structures, ids: Sequence | None = None) -> list[Crystal]:
         raise TypeError(f"expected a sequence of structures, got {type(structures).__name__}")
     if ids is not None and len(ids) != len(structures):
         raise ValueError(f"{len(ids)} ids for {len(structures)} structures")
-    out = []
-    for i, obj in enumerate(structures):
-        sid = None if ids is None else ids[i]
-        if sid is None and isinstance(obj, Crystal):
-            sid = obj.id
-        out.append(to_crystal(obj, index=i, id=sid))
-    return out
+    labels = [None] * len(structures) if ids is None else list(ids)
+    labels = [obj.id if sid is None and isinstance(obj, Crystal) else sid for obj, sid in zip(structures, labels)]
+    if n_jobs is None or n_jobs == 1 or len(structures) <= PARSE_CHUNK:
+        return _to_crystal_chunk(0, list(structures), labels)
+    from joblib import Parallel, delayed
+
+    starts = range(0, len(structures), PARSE_CHUNK)
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(_to_crystal_chunk)(s, list(structures[s : s + PARSE_CHUNK]), labels[s : s + PARSE_CHUNK])
+        for s in starts
+    )
+    return [c for part in parts for c in part]

@@ -1,6 +1,5 @@
 """Structures in: every accepted input gives the same Crystal; bad input names the sample."""
 
-
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
@@ -115,3 +114,16 @@ def test_pandas_series_uses_index_as_ids(rocksalt):
     items, ids = as_samples(pd.Series([rocksalt, rocksalt], index=["mp-1", "mp-2"]))
     assert ids == ["mp-1", "mp-2"]
     assert [c.id for c in to_crystals(items, ids=ids)] == ids
+
+
+def test_parallel_parsing_equals_serial_and_names_the_global_index(mp_records):
+    records = mp_records[:600]  # three chunks of PARSE_CHUNK
+    cifs, ids = [r["cif"] for r in records], [r["material_id"] for r in records]
+    serial = to_crystals(cifs, ids=ids)
+    parallel = to_crystals(cifs, ids=ids, n_jobs=2)
+    assert [c.id for c in parallel] == ids
+    assert all(a == b for a, b in zip(serial, parallel))
+    broken = list(cifs)
+    broken[300] = "data_nothing\n_cell_length_a 3\n"  # in the second chunk
+    with pytest.raises(InvalidStructureError, match=rf"sample 300 \(id='{ids[300]}'\)"):
+        to_crystals(broken, ids=ids, n_jobs=2)

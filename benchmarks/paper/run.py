@@ -131,18 +131,26 @@ def _plot_table2(df, parity, out: Path, meta):
     ax.invert_yaxis()
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     _savefig(fig, out / "table2_pct_change.png", f"{meta['settings']}. * = mostly zeros")
-    keys = [k for k in ("jarvis:formation_energy_peratom", "jarvis:bulk_modulus_kv", "mp:band_gap",
-                        "matbench:n") if k in parity][:2] or list(parity)[:2]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 4.4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        y, p_s, p_d, best, unit = parity[key]
-        ax.scatter(y, p_s, s=6, alpha=0.6, label=f"{best.split(':')[1]} (MAE {np.mean(np.abs(y - p_s)):.3g})")
-        ax.scatter(y, p_d, s=6, alpha=0.6, label=f"dynamic (MAE {np.mean(np.abs(y - np.array(p_d))):.3g})")
-        lim = [min(y.min(), min(p_s), min(p_d)), max(y.max(), max(p_s), max(p_d))]
-        ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set(title=key, xlabel=f"DFT ({unit})", ylabel=f"Roost prediction ({unit})")
-        ax.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    # parity: every property whose values have spread (not the mostly-zero ones), first seed
+    keys = [k for k, f in zip(df["property"], df["flag"]) if not f and k in parity] or list(parity)
+    cols = min(4, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    for ax, key in zip(axes.flat, keys):
+        y, p_s, p_d = (np.asarray(v, dtype=float) for v in parity[key][:3])
+        best, unit = parity[key][3:]
+        ax.scatter(y, p_s, s=5, alpha=0.55, label=f"{best.split(':')[1]} {np.mean(np.abs(y - p_s)):.3g}")
+        ax.scatter(y, p_d, s=5, alpha=0.55, label=f"dynamic {np.mean(np.abs(y - p_d)):.3g}")
+        lim = [min(y.min(), p_s.min(), p_d.min()), max(y.max(), p_s.max(), p_d.max())]
+        ax.plot(lim, lim, "k--", lw=0.7)
+        ax.set_title(key, fontsize=8)
+        ax.set_xlabel(f"DFT ({unit})", fontsize=7)
+        ax.set_ylabel(f"Roost ({unit})", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=6, title="test MAE", title_fontsize=6, loc="upper left")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     _savefig(fig, out / "table2_parity.png", f"test split, first seed. {meta['settings']}")
 
 
@@ -191,12 +199,21 @@ def layers(args, s: C.Settings):
     out = Path(args.out)
     C.write_table(_rounded(df), "table1_layers", meta, out, notes)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, part in df.groupby("backbone", sort=False):
-        ax.errorbar(part["stage"], part["test MAE"], yerr=part["std"], marker="o", capsize=3, label=name)
-    ax.axhline(df["mean baseline MAE"].iloc[0], color="gray", ls=":", label="mean baseline")
-    ax.set(xlabel="stage", ylabel=f"test MAE ({C.PROPERTIES[key].unit})", title=key)
-    ax.legend(fontsize=7)
+    groups = list(df.groupby("backbone", sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False, sharey=True)
+    for ax, (name, part) in zip(axes[0], groups):
+        layers_ = part[part["stage"] != "all"]
+        x = np.arange(len(layers_))
+        ax.errorbar(x, layers_["test MAE"], yerr=layers_["std"], marker="o", capsize=3, label="one stage")
+        every = part[part["stage"] == "all"]
+        if len(every):
+            ax.axhline(every["test MAE"].iloc[0], color="C2", ls="--", lw=1, label="all stages concatenated")
+        ax.axhline(part["mean baseline MAE"].iloc[0], color="gray", ls=":", label="mean baseline")
+        ax.set_xticks(x, layers_["stage"], rotation=45, ha="right", fontsize=8)
+        ax.set(xlabel="stage (input embedding -> last layer)", title=f"backbone {name}")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"test MAE ({C.PROPERTIES[key].unit})")
+    fig.suptitle(f"Roost on {key}: one backbone stage at a time", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     _savefig(fig, out / "table1_layers.png", meta["settings"])
     return df

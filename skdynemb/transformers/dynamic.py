@@ -45,7 +45,8 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         Structures per block-diagonal forward pass; None = the backbone's fastest on CPU
         (``Backbone.default_batch_size``: 64 for CGCNN and ALIGNN, smaller for CHGNet).
     n_jobs : int, optional
-        joblib workers over batches (any joblib backend, e.g. dask).
+        joblib workers that parse the structures (chunks of 256) and run the batches (any joblib
+        backend, e.g. dask); None or 1 = this process only.
     memory : None, path or joblib.Memory
         Cache folder for per-structure results (keyed on structure + weights).
     progress : bool, default=True
@@ -157,7 +158,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         """
         check_is_fitted(self, "backbone_")
         items, ids = as_samples(X)
-        crystals = to_crystals(items, ids=ids)
+        crystals = to_crystals(items, ids=ids, n_jobs=self.n_jobs)
         root = cache_location(self.memory)
         cache = None if root is None else StageCache(root, self.backbone, self._fingerprint())
         pooled = extract_pooled(

@@ -82,6 +82,11 @@ def test_batched_equals_single_and_repeatable(mp_structures):
         np.testing.assert_allclose(x.features, y.features, atol=1e-5)
     again = batched.transform(structures)
     assert all(np.array_equal(x.features, y.features) for x, y in zip(a, again))
+    # two joblib workers (batches of 8 spread over them) give the same rows in the same order
+    workers = DynamicEmbeddingTransformer(batch_size=8, n_jobs=2, progress=False, device="cpu").fit()
+    for x, y in zip(a, workers.transform(structures)):
+        assert x.elements == y.elements
+        np.testing.assert_allclose(x.features, y.features, atol=1e-5)
 
 
 def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
