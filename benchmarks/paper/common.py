@@ -353,12 +353,16 @@ class FitStore:
         self.settings = settings
         self.folder = Path(settings.work) / "fits"
         self.folder.mkdir(parents=True, exist_ok=True)
+        # weights given by path: their content is part of the key, so retrained weights retrain the fits
+        self.weights_hash = None if settings.weights is None else backbone_for(settings).fingerprint()
 
     def key(self, data: PropData, emb: str, seed: int, tag: str = "") -> str:
-        return _digest({"prop": data.key, "emb": emb, "seed": seed, "tag": tag, "n": len(data.y),
-                        "split": _index_digest(data.split), "y": hashlib.sha256(data.y.tobytes()).hexdigest()[:16],
-                        "fit": self.settings.fit_key(), "backbone": self.settings.backbone,
-                        "weights": self.settings.weights})
+        ident = {"prop": data.key, "emb": emb, "seed": seed, "tag": tag, "n": len(data.y),
+                 "split": _index_digest(data.split), "y": hashlib.sha256(data.y.tobytes()).hexdigest()[:16],
+                 "fit": self.settings.fit_key(), "backbone": self.settings.backbone, "weights": self.settings.weights}
+        if self.weights_hash is not None:
+            ident["weights_hash"] = self.weights_hash
+        return _digest(ident)
 
     def run(self, data: PropData, jobs: list[tuple[str, int]], cache: dict, tag: str = "") -> dict:
         """Results of (embedding name, seed) jobs, training the missing ones (``n_jobs`` in parallel)."""
