@@ -74,3 +74,36 @@ def test_verdict_needs_the_difference_to_exceed_the_seed_spread():
     assert common.verdict([1.00, 1.001], [1.03, 1.031], min_pct=1) == "win"
     mean, std = common.seed_stats([1.0, 2.0, 3.0])
     assert (mean, std) == (2.0, pytest.approx(np.std([1.0, 2.0, 3.0], ddof=1)))
+
+
+def test_tuned_stage_is_what_gridsearchcv_on_the_validation_split_picks(shared, tmp_path):
+    """Table 2's "tuned" stage (lowest validation MAE of the seed-0 fits) equals the choice of
+    ``GridSearchCV`` over the transformer's ``layer`` with the validation split as its one fold."""
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from sklearn.pipeline import make_pipeline
+
+    from skdynemb import DynamicEmbeddingTransformer, RoostRegressor
+
+    out = _run(tmp_path, "a")
+    row = pd.read_csv(out / "table2_static_vs_dynamic.csv", comment="#").iloc[0]
+    fits = pd.read_csv(out / "table2_all_fits.csv", comment="#")
+    s = common.settings_from(run.parser().parse_args([*TINY, "--work", str(tmp_path / "a" / "work")]))
+    data = common.load_property("jarvis:formation_energy_peratom", s)
+    train, val, _ = data.split
+    X = [data.structures[i] for i in (*train, *val)]  # training order kept: Roost's shuffling depends on it
+    y = data.y[np.concatenate([train, val])]
+    stages = ["embedding", "conv1", "conv2", "conv3", "conv4"]
+    search = GridSearchCV(
+        make_pipeline(
+            DynamicEmbeddingTransformer("cgcnn-mp-eform", progress=False, device="cpu"),
+            RoostRegressor(max_epochs=s.epochs, batch_size=s.batch_size, out_hidden=s.out_hidden, lr=s.lr,
+                           random_state=0),
+        ),
+        {"dynamicembeddingtransformer__layer": [*range(len(stages)), "all"]},
+        cv=PredefinedSplit([-1] * len(train) + [0] * len(val)), scoring="neg_mean_absolute_error", refit=False,
+    ).fit(X, y)
+    names = [*stages, "all"]
+    grid_val = -search.cv_results_["split0_test_score"]
+    table_val = [fits.loc[(fits.embedding == f"dynamic:{n}") & (fits.seed == 0), "val MAE"].item() for n in names]
+    np.testing.assert_allclose(grid_val, table_val, rtol=1e-3)
+    assert names[search.best_index_] == row["tuned stage (val)"]

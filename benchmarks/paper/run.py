@@ -100,7 +100,9 @@ def _write_table2(rows, fit_rows, parity, s, sel, out: Path, props):
     notes = [
         f"best static = the static table with the lowest validation MAE over seeds {list(sel)} (out of "
         f"{', '.join(s.static)}); tuned = the backbone stage (or 'all' stages concatenated) with the lowest "
-        f"validation MAE over seeds {list(sel)}; dynamic (last) = the last stage, fixed",
+        f"validation MAE over seeds {list(sel)} (the pick of GridSearchCV over the transformer's layer with "
+        "the validation split as its one fold, PredefinedSplit; tests/test_benchmarks_smoke.py checks they agree); "
+        "dynamic (last) = the last stage, fixed",
         "% = (dynamic - best static) / best static; negative is better. verdict: win/loss only when the "
         f"mean difference exceeds both the sum of the two seed stds and {C.MIN_PCT:g}% of the static MAE, else tie",
         f"dynamic (last) wins {wins} / {len(df)}, losses {int((df['dynamic verdict'] == 'loss').sum())}; "
