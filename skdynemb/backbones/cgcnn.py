@@ -94,13 +94,14 @@ class CgcnnBackbone(Backbone):
                 f"atomic number(s) {bad} (CGCNN covers Z = 1..{len(self.known_elements) - 1})"
             )
 
-    def _run(self, crystals: Sequence[Crystal]) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
-        """One block-diagonal forward: stage tensors (N_total, 64), head output (n, 1), atoms per crystal."""
-        for i, crystal in enumerate(crystals):
+    def _run(self, crystals: Sequence[Crystal], first: int = 0) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
+        """One block-diagonal forward: stage tensors (N_total, 64), head output (n, 1), atoms per crystal.
+        ``first``: the sample index of ``crystals[0]``, for messages."""
+        for i, crystal in enumerate(crystals, first):
             self.check_elements(crystal, i)
         atoms, index, distance, owners, padded = [], [], [], [], []
         offset = 0
-        for i, crystal in enumerate(crystals):
+        for i, crystal in enumerate(crystals, first):
             nbr_index, nbr_distance = neighbour_table(crystal)
             atoms.append(self.atom_table[crystal.numbers])
             index.append(nbr_index + offset)
@@ -139,8 +140,9 @@ class CgcnnBackbone(Backbone):
         """The pretrained head's de-normalised prediction per crystal (eV/atom for the default)."""
         if len(crystals) == 0:
             return np.zeros(0)
-        _, out, _ = self._run(crystals)
-        return (out[:, 0].double().cpu().numpy() * self.target_std) + self.target_mean
+        step = self.default_batch_size
+        out = [self._run(crystals[k : k + step], first=k)[1] for k in range(0, len(crystals), step)]
+        return (torch.cat(out)[:, 0].double().cpu().numpy() * self.target_std) + self.target_mean
 
 
 def load(weights: str | Path | None = None) -> CgcnnBackbone:

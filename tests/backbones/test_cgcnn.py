@@ -102,6 +102,8 @@ def test_formation_energy_close_to_dft(backbone, mp_picked, mp_crystals):
     mae = np.abs(backbone.predict(mp_crystals) - dft).mean()
     assert mae < 0.1, mae  # CGCNN's reported test MAE on MP formation energy is 0.039 eV/atom
     assert np.abs(dft - backbone.target_mean).mean() > 5 * mae  # far better than the training mean
+    # more crystals than one batch (64): the same predictions, chunk by chunk
+    np.testing.assert_allclose(backbone.predict(mp_crystals * 4), np.tile(backbone.predict(mp_crystals), 4), atol=1e-5)
 
 
 def test_cobalt_of_licoo2_is_closest_to_the_octahedral_spinel_site(backbone, licoo2, co3o4):
@@ -122,4 +124,6 @@ def test_unknown_element_names_sample(backbone, licoo2):
     mendelevium = Crystal(np.eye(3) * 4.0, np.zeros((1, 3)), np.array([101]), "md")
     with pytest.raises(ValueError, match=r"sample 1 \(id='md'\).*\[101\]"):
         backbone.forward_stages([licoo2, mendelevium])
+    with pytest.raises(ValueError, match=r"sample 70 \(id='md'\)"):  # in predict's second batch
+        backbone.predict([licoo2] * 70 + [mendelevium])
     backbone.check_elements(licoo2, 0)
