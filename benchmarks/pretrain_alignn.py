@@ -2,7 +2,7 @@
 
 ``train``: ALIGNN from scratch on the 36,737 MP structures of
 ``shared/data/mp/mp_eform_crysxpp.json.gz`` (e_form, eV/atom), seeded 80/10/10 hold-out, a
-CPU-sized network (defaults below: 64 wide, 2 ALIGNN + 2 GCN layers, 8-nearest graphs, 3
+CPU-sized network (defaults below: 64 wide, 2 ALIGNN + 2 GCN layers, 8-nearest graphs, 12
 epochs, one torch thread). Resumable: re-run the same command after an interruption.
 
 ``downstream``: Roost on JARVIS formation energy (official leaderboard split of
@@ -98,7 +98,7 @@ def main() -> None:
     p = sub.add_parser("train")
     p.add_argument("--output", default="benchmarks/_work/alignn-mp-eform")
     p.add_argument("--limit", type=int, default=None, help="first N structures only (timing runs)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--embedding", type=int, default=64)
     p.add_argument("--alignn-layers", type=int, default=2)
