@@ -217,4 +217,5 @@ def test_shipped_extractor_predicts_held_out_mp_formation_energies(shared):
     assert backbone.max_neighbors == 8 and backbone.stage_dims == [64] * 5
     pred = backbone.predict([ds.structures[int(i)] for i in test])
     error = np.abs(pred - ds.targets["e_form"].to_numpy()[test])
-    assert np.mean(error) < 0.25, error  # the card reports 0.121 eV/atom on the whole test split
+    # the card reports 0.0575 eV/atom on the whole test split; 32 structures scatter, so allow ~2x
+    assert np.mean(error) < 0.12, error
