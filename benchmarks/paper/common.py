@@ -464,8 +464,10 @@ def write_table(df: pd.DataFrame, name: str, meta: dict, out: Path, notes: list[
 def settings_from(args) -> Settings:
     base = Settings(**FULL) if args.full else Settings()
     names = ("epochs", "max_train", "max_eval", "max_samples", "mp_subsample", "n_jobs", "device", "work",
-             "select_seeds")
+             "select_seeds", "backbone")
     over = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if getattr(args, "weights", None):
+        over["weights"] = str(Path(args.weights).resolve())  # one spelling per file: shared fit-cache keys
     if getattr(args, "seeds", None):
         over["seeds"] = tuple(args.seeds)
     if getattr(args, "static", None):

@@ -435,6 +435,8 @@ def parser() -> argparse.ArgumentParser:
                    "full training sets, Roost's default output network, device cuda")
     p.add_argument("--props", nargs="+", choices=[*C.PROPERTIES, "all"],
                    help="properties (default: per table; 'all' = every property with >= ~250 entries)")
+    p.add_argument("--backbone", help="dynamic-embedding backbone (default: cgcnn-mp-eform)")
+    p.add_argument("--weights", help="checkpoint of --backbone (e.g. --backbone alignn --weights skdynemb/data/alignn-mp-eform)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--select-seeds", type=int, help="seeds used to choose best static / tuned stage on val")
