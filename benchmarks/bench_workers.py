@@ -1,7 +1,8 @@
 """Extraction throughput (structures/s) against the number of workers, for joblib's loky and dask backends.
 
 Times :func:`skdynemb.streaming.extract_to_file` end to end (reading CIF text, building
-crystals, CGCNN forward, pooling, writing parquet) over the first N Materials Project records
+crystals, CGCNN forward, pooling, writing parquet), and ``DynamicEmbeddingTransformer.transform``
+on the CIF strings (parsing + extraction; its ``n_jobs`` workers parse too), over the first N Materials Project records
 of ``shared/data/mp/mp_eform_crysxpp.json.gz``, copied to a temporary file (never into the
 repository). Each setting gets one warm-up run (worker start-up and imports), then the median
 of ``--repeats`` timed runs is reported.
@@ -53,6 +54,24 @@ def _time(path: Path, folder: Path, n_jobs, batch_size: int, repeats: int) -> fl
     return statistics.median(times)
 
 
+def _time_transform(path: Path, n_jobs, batch_size: int, repeats: int) -> float:
+    """``DynamicEmbeddingTransformer.transform`` on the CIF strings: parsing + extraction, no file output."""
+    from skdynemb import DynamicEmbeddingTransformer
+
+    with gzip.open(path, "rt") as fh:
+        cifs = [r["cif"] for r in json.load(fh)]
+    transformer = DynamicEmbeddingTransformer(
+        pooling="mean", device="cpu", batch_size=batch_size, n_jobs=n_jobs, progress=False
+    ).fit()
+    times = []
+    for k in range(repeats + 1):
+        start = time.perf_counter()
+        transformer.transform(cifs)
+        if k:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="structures (default 300)")
@@ -76,6 +95,8 @@ def main() -> None:
                          _time(path, folder, None, args.batch_size, args.repeats)))
         torch.set_num_threads(1)
         rows.append(("loky", "2 worker processes", _time(path, folder, 2, args.batch_size, args.repeats)))
+        for n_jobs, label in ((None, "1 process, 1 torch thread"), (2, "2 loky worker processes")):
+            rows.append(("transform() on CIF text", label, _time_transform(path, n_jobs, args.batch_size, args.repeats)))
         for workers in (1, 2):
             with ExitStack() as stack:
                 cluster = stack.enter_context(LocalCluster(

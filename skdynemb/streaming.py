@@ -576,15 +576,16 @@ def extract_to_file(
     n_jobs, batch = fitted.n_jobs, fitted.batch_size or fitted.backbone_.default_batch_size
     skipped_rows = sum(len(chunk_ids(k)) for k in done)
     with tqdm(total=len(source), initial=skipped_rows, unit="structure", desc="extract", disable=not progress) as bar:
-        parallel = None if n_jobs in (None, 1) else Parallel(n_jobs=n_jobs, return_as="generator")
         for k, chunk in enumerate(_chunks(source.records(), chunk_size)):
             if k in done:
                 continue
             pieces = [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
-            if parallel is None:
+            if n_jobs in (None, 1):
                 results = (_featurize(worker, piece, schema, skip_invalid) for piece in pieces)
-            else:
-                results = parallel(delayed(_featurize)(worker, piece, schema, skip_invalid) for piece in pieces)
+            else:  # a new Parallel per chunk: one whose generator was not run to its end refuses new tasks
+                results = Parallel(n_jobs=n_jobs, return_as="generator")(
+                    delayed(_featurize)(worker, piece, schema, skip_invalid) for piece in pieces
+                )
             tables, errors = [], []
             for piece, (table, piece_errors) in zip(pieces, results):
                 if piece_errors and not skip_invalid:
