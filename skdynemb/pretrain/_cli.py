@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from skdynemb.cli import int_at_least
 
 _positive, _count = int_at_least(1), int_at_least(0)
