@@ -38,6 +38,7 @@ CLOSE_CONTACT = 0.5
 STANDARDIZE = (None, "primitive", "niggli")
 #: Distance tolerance (Å) of the symmetry search behind ``standardize="primitive"`` (spglib's symprec).
 SYMPREC = 0.01
+_DECIMALS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,8 +310,9 @@ def standardize(crystal: Crystal, cell: str | None, index: int | None = None) ->
 
     ``cell``: None (the crystal as given), ``"primitive"`` (spglib's standardized primitive
     cell, found with tolerance :data:`SYMPREC` and symmetrized: atoms moved by at most about
-    that much onto their ideal positions; the same cell for a primitive, conventional or
-    super-cell input) or ``"niggli"`` (the Niggli-reduced basis of the given cell: the same
+    that much onto their ideal positions; lattice (Å) and fractional coordinates rounded to 8
+    decimals and sites sorted by element and position, so that a primitive, conventional or
+    super-cell input gives bitwise the same cell) or ``"niggli"`` (the Niggli-reduced basis of the given cell: the same
     for every choice of basis vectors of the same lattice; atoms not moved, a supercell stays a
     supercell). Sites may be reordered; the id is kept. ``index`` labels error messages.
     """
@@ -324,7 +326,14 @@ def standardize(crystal: Crystal, cell: str | None, index: int | None = None) ->
         )
         if found is None:
             raise InvalidStructureError(index, crystal.id, f"spglib found no symmetry cell (symprec={SYMPREC} Å)")
-        lattice, frac, numbers = found
+        # the same crystal from any cell gives this cell up to float noise (~1e-15); rounding
+        # and sorting the sites make it bitwise the same, so graph rules with exact distance
+        # ties (ALIGNN's k-th neighbour shell) see the same ties
+        lattice = np.round(found[0], _DECIMALS) + 0.0
+        frac = (np.round(found[1], _DECIMALS) % 1.0) + 0.0
+        numbers = np.asarray(found[2])
+        order = np.lexsort((frac[:, 2], frac[:, 1], frac[:, 0], numbers))
+        frac, numbers = frac[order], numbers[order]
     elif cell == "niggli":
         from pymatgen.core import Lattice
 
