@@ -390,16 +390,17 @@ def _children(pid: int) -> list[int]:
 def test_workers_do_not_outlive_a_killed_parent(mp_records, tmp_path):
     path = _write(tmp_path / "in.json", [{"material_id": r["material_id"], "cif": r["cif"]} for r in mp_records[:400]])
     args = [sys.executable, "-m", "skdynemb.cli", "extract", str(path), "-o", str(tmp_path / "o.parquet"),
-            "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "400", "--device", "cpu", "--no-progress"]
+            "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "100", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_part = tmp_path / "o.parquet.parts" / "part-000000.parquet"
     workers = []
-    for _ in range(600):  # until both workers have taken a task (and so started their watch)
-        workers = _children(proc.pid)
-        if len(workers) == 2 and (tmp_path / "o.parquet.parts" / "manifest.json").exists():
-            time.sleep(5)
+    for _ in range(1500):  # until chunk 0 is done: both workers have run tasks; chunks 1-3 are under way
+        workers = _children(proc.pid) or workers
+        if first_part.exists() or proc.poll() is not None:
             break
         time.sleep(0.2)
+    assert proc.poll() is None, "finished before it could be killed"
     assert len(workers) == 2, "no loky workers seen"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
