@@ -17,11 +17,12 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
     """
 
     def __init__(self, backbone="cgcnn-mp-eform", weights=None, layer=-1, compound_features=None,
-                 device="auto", batch_size=None, memory=None):
+                 standardize=None, device="auto", batch_size=None, memory=None):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer
         self.compound_features = compound_features
+        self.standardize = standardize
         self.device = device
         self.batch_size = batch_size
         self.memory = memory
@@ -30,7 +31,8 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
         """Load the backbone (no data needed)."""
         self.transformer_ = DynamicEmbeddingTransformer(
             backbone=self.backbone, weights=self.weights, layer=self.layer, pooling="mean",
-            compound_features=self.compound_features, device=self.device, batch_size=self.batch_size,
+            compound_features=self.compound_features, standardize=self.standardize, device=self.device,
+            batch_size=self.batch_size,
             memory=self.memory, progress=False,
         ).fit()
         return self

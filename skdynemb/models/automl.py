@@ -153,10 +153,10 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
 
 def _numeric_targets(y) -> np.ndarray:
     """``y`` as float64, or a ValueError naming the first sample whose target is not a number."""
-    values = np.asarray(y, dtype=object).reshape(-1) if not isinstance(y, np.ndarray) or y.dtype.kind in "OUSb" else None
-    if values is None:
-        return y
-    for i, v in enumerate(values):
+    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind not in "OUSb"):
+        return y  # None or a numeric array: scikit-learn's own checks apply
+    values = np.asarray(y, dtype=object)
+    for i, v in enumerate(values.reshape(-1)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)):
             raise ValueError(f"sample {i}: target {v!r} is not a number (AutoMLRegressor regresses numeric targets)")
     return values.astype(np.float64)
