@@ -388,9 +388,9 @@ def _children(pid: int) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_workers_do_not_outlive_a_killed_parent(mp_records, tmp_path):
-    path = _write(tmp_path / "in.json", [{"material_id": r["material_id"], "cif": r["cif"]} for r in mp_records[:400]])
+    path = _write(tmp_path / "in.json", [{"material_id": r["material_id"], "cif": r["cif"]} for r in mp_records[:200]])
     args = [sys.executable, "-m", "skdynemb.cli", "extract", str(path), "-o", str(tmp_path / "o.parquet"),
-            "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "100", "--device", "cpu", "--no-progress"]
+            "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "50", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first_part = tmp_path / "o.parquet.parts" / "part-000000.parquet"
