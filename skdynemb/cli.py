@@ -121,7 +121,8 @@ def add_extract_cli(subparsers) -> None:
     p.add_argument("--structure-field", default=None, help="JSON field/column with the structures (default: auto)")
     p.add_argument(
         "--skip-invalid", action="store_true",
-        help="leave out structures that cannot be read, listing them in OUTPUT.errors.csv (default: stop)",
+        help="leave out structures that cannot be read or featurized (wherever that fails: parsing, checks, "
+        "the backbone's graph or forward pass), listing them in OUTPUT.errors.csv (default: stop)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT and discard unfinished parts")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -133,8 +134,8 @@ def run_extract(args) -> int:
 
     import joblib
 
+    from skdynemb.errors import BackboneBatchError, InvalidStructureError
     from skdynemb.streaming import extract_to_file, parts_dir
-    from skdynemb.errors import InvalidStructureError
     from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
     n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1
@@ -160,6 +161,10 @@ def run_extract(args) -> int:
             raise
         return _error("extract", f"{exc}\n(--skip-invalid leaves such structures out and lists them in a CSV; "
                       "re-running resumes after the finished chunks)")
+    except BackboneBatchError as exc:  # not one structure's fault: --skip-invalid cannot help
+        if args.traceback:
+            raise
+        return _error("extract", f"{exc}\n(re-running resumes after the finished chunks)")
     except KeyboardInterrupt:
         parts = parts_dir(args.output)
         saved = len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0

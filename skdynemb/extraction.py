@@ -1,17 +1,36 @@
-"""Batched extraction: crystals -> per-structure :class:`PooledStages`, with cache and workers."""
+"""Batched extraction: crystals -> per-structure :class:`PooledStages`, with cache and workers.
+
+Failures are attributed to structures: a batch that fails in the backbone (graph building or
+forward pass) is run again one structure at a time, so that each structure that fails on its
+own is reported as :class:`~skdynemb.errors.InvalidStructureError` with its global index and
+id (and can be skipped), while the rest of the batch is kept. Failures that no structure
+explains (out of memory, device errors, programming errors) raise
+:class:`~skdynemb.errors.BackboneBatchError` for the whole batch.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from skdynemb._workers import exit_with_parent
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache
+from skdynemb.errors import BackboneBatchError, InvalidSampleError, InvalidStructureError, problem_of
 from skdynemb.pooling import PooledStages, pool_by_element
 from skdynemb.structures import Crystal
+
+#: ``(global index, id, reason)`` of a structure that could not be featurized.
+SampleError = tuple[int, "str | None", str]
+
+_OUT_OF_MEMORY = (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
+#: Exceptions that, raised for a batch of one structure, are that structure's fault.
+_SAMPLE_FAULTS = (ValueError, RuntimeError, IndexError, KeyError, ArithmeticError, AssertionError)
 
 
 def resolve_device(device: str) -> str:
@@ -23,52 +42,139 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _run_batch(backbone: Backbone, crystals: Sequence[Crystal], threads: int | None) -> list[PooledStages]:
+def is_sample_fault(exc: BaseException) -> bool:
+    """Whether ``exc``, raised for one structure alone, says that structure cannot be featurized."""
+    if isinstance(exc, InvalidSampleError):
+        return True
+    if isinstance(exc, _OUT_OF_MEMORY) or (isinstance(exc, RuntimeError) and "CUDA" in str(exc)):
+        return False
+    return isinstance(exc, _SAMPLE_FAULTS)
+
+
+def check_elements(backbone: Backbone, crystal: Crystal, index: int) -> None:
+    """``backbone.check_elements`` raising :class:`InvalidStructureError` naming the sample."""
+    try:
+        backbone.check_elements(crystal, index)
+    except ValueError as exc:
+        raise InvalidStructureError(index, crystal.id, problem_of(exc)) from exc
+
+
+def _pool(backbone: Backbone, crystal: Crystal, output, index: int) -> PooledStages:
+    pooled = pool_by_element(crystal.numbers, output)
+    arrays = [*pooled.stages, *(pooled.bond or ()), *(pooled.angle or ())]
+    if not all(a is None or np.isfinite(a).all() for a in arrays):
+        raise InvalidStructureError(
+            index, crystal.id, f"{backbone.name} returned non-finite features (NaN or infinity) for this structure"
+        )
+    return pooled
+
+
+def _forward(backbone: Backbone, crystals: Sequence[Crystal], indices: Sequence[int]) -> list[PooledStages]:
+    outputs = backbone.forward_stages(crystals)
+    return [_pool(backbone, c, out, i) for c, out, i in zip(crystals, outputs, indices)]
+
+
+def _run_batch(
+    backbone: Backbone, crystals: Sequence[Crystal], indices: Sequence[int], threads: int | None, parent: int
+) -> list[PooledStages | SampleError]:
+    """Pooled stages of one batch; structures that fail alone come back as :data:`SampleError`."""
+    exit_with_parent(parent)
     if threads is not None:
         torch.set_num_threads(threads)
-    outputs = backbone.forward_stages(crystals)
-    return [pool_by_element(c.numbers, out) for c, out in zip(crystals, outputs)]
+    try:
+        return _forward(backbone, crystals, indices)
+    except Exception as exc:
+        if not is_sample_fault(exc):
+            raise BackboneBatchError(
+                f"{backbone.name} failed on the batch of structures {list(indices)} ({type(exc).__name__}: {exc}); "
+                "no single structure explains it (out of memory, device or program error): "
+                "try a smaller batch_size, or device='cpu'"
+            ) from exc
+        if len(crystals) == 1:
+            return [(indices[0], crystals[0].id, _reason(backbone, exc))]
+    # some structure broke the batch: find which, one at a time
+    return [r for c, i in zip(crystals, indices) for r in _run_batch(backbone, [c], [i], None, parent)]
 
 
-def extract_pooled(
+def _reason(backbone: Backbone, exc: BaseException) -> str:
+    if isinstance(exc, InvalidSampleError):
+        return exc.problem
+    return f"{backbone.name} cannot featurize this structure ({type(exc).__name__}: {problem_of(exc)})"
+
+
+def extract_pooled_or_errors(
     crystals: Sequence[Crystal],
     backbone: Backbone,
     *,
+    indices: Sequence[int] | None = None,
     batch_size: int = 64,
     n_jobs: int | None = None,
     cache: StageCache | None = None,
     progress: bool = False,
-) -> list[PooledStages]:
-    """Pooled stage features for every crystal, in input order.
+    stop_on_error: bool = False,
+) -> tuple[list[PooledStages | None], list[SampleError]]:
+    """Pooled stage features of every crystal that can be featurized, and the errors of the others.
 
-    Cached structures are read back; the rest run in batches of ``batch_size`` (one
+    Returns one entry per crystal (None where it failed) and ``(index, id, reason)`` per failed
+    crystal, sorted by index. ``indices``: the global index of each crystal, for messages
+    (default ``0..n-1``). ``stop_on_error``: return as soon as an error is known (after the
+    element checks, or after the batch that holds it), leaving the rest uncomputed. Cached structures are read back (entries are checked, see
+    :class:`~skdynemb.cache.StageCache`); the rest run in batches of ``batch_size`` (one
     block-diagonal forward each), across ``n_jobs`` joblib workers when > 1 (any joblib
     backend, e.g. dask via ``joblib.parallel_config("dask")``).
     """
-    for i, crystal in enumerate(crystals):
-        backbone.check_elements(crystal, i)
+    indices = list(range(len(crystals))) if indices is None else list(indices)
     results: list[PooledStages | None] = [None] * len(crystals)
-    hashes = [c.content_hash() for c in crystals] if cache is not None else None
+    errors: list[SampleError] = []
+    runnable = []
+    for k, (crystal, index) in enumerate(zip(crystals, indices)):
+        try:
+            check_elements(backbone, crystal, index)
+            runnable.append(k)
+        except InvalidStructureError as exc:
+            errors.append((index, crystal.id, exc.problem))
+    if errors and stop_on_error:
+        return results, errors
+    hashes = {k: crystals[k].content_hash() for k in runnable} if cache is not None else {}
     todo = []
-    for i in range(len(crystals)):
-        hit = cache.get(hashes[i]) if cache is not None else None
+    for k in runnable:
+        hit = cache.get(hashes[k], crystals[k].numbers) if cache is not None else None
         if hit is None:
-            todo.append(i)
+            todo.append(k)
         else:
-            results[i] = hit
-    batches = [todo[k : k + batch_size] for k in range(0, len(todo), batch_size)]
+            results[k] = hit
+    batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc=f"extract[{backbone.name}]", disable=not progress or not todo, leave=False)
+    parent = os.getpid()
+    tasks = (([crystals[k] for k in b], [indices[k] for k in b]) for b in batches)
     if n_jobs is not None and n_jobs != 1 and len(batches) > 1:
         runs = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_run_batch)(backbone, [crystals[i] for i in b], 1) for b in batches
+            delayed(_run_batch)(backbone, cs, ix, 1, parent) for cs, ix in tasks
         )
     else:
-        runs = (_run_batch(backbone, [crystals[i] for i in b], None) for b in batches)
-    for batch, pooled in zip(batches, runs):
-        for i, p in zip(batch, pooled):
-            results[i] = p
-            if cache is not None:
-                cache.put(hashes[i], p)
+        runs = (_run_batch(backbone, cs, ix, None, parent) for cs, ix in tasks)
+    for batch, outcome in zip(batches, runs):
+        for k, result in zip(batch, outcome):
+            if isinstance(result, PooledStages):
+                results[k] = result
+                if cache is not None:
+                    cache.put(hashes[k], result)
+            else:
+                errors.append(result)
         bar.update(len(batch))
+        if errors and stop_on_error:
+            break
     bar.close()
+    return results, sorted(errors, key=lambda e: e[0])
+
+
+def extract_pooled(crystals: Sequence[Crystal], backbone: Backbone, **kwargs) -> list[PooledStages]:
+    """Pooled stage features for every crystal, in input order (see :func:`extract_pooled_or_errors`).
+
+    The first structure that cannot be featurized raises :class:`InvalidStructureError`
+    naming its index and id.
+    """
+    results, errors = extract_pooled_or_errors(crystals, backbone, stop_on_error=True, **kwargs)
+    if errors:
+        raise InvalidStructureError(*errors[0])
     return results

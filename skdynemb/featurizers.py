@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 from matminer.featurizers.base import BaseFeaturizer
 
@@ -19,11 +17,12 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
     """
 
     def __init__(self, backbone="cgcnn-mp-eform", weights=None, layer=-1, compound_features=None,
-                 device="auto", batch_size=None, memory=None):
+                 standardize=None, device="auto", batch_size=None, memory=None):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer
         self.compound_features = compound_features
+        self.standardize = standardize
         self.device = device
         self.batch_size = batch_size
         self.memory = memory
@@ -32,7 +31,8 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
         """Load the backbone (no data needed)."""
         self.transformer_ = DynamicEmbeddingTransformer(
             backbone=self.backbone, weights=self.weights, layer=self.layer, pooling="mean",
-            compound_features=self.compound_features, device=self.device, batch_size=self.batch_size,
+            compound_features=self.compound_features, standardize=self.standardize, device=self.device,
+            batch_size=self.batch_size,
             memory=self.memory, progress=False,
         ).fit()
         return self
@@ -47,36 +47,42 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
         return self._fitted().transform([structure])[0].tolist()
 
     def featurize_many(self, entries, ignore_errors=False, return_errors=False, pbar=True):
-        """Featurize all entries in batches; with ``ignore_errors`` failing rows become NaN.
+        """Featurize all entries in batches.
 
-        With ``ignore_errors=False`` the first bad structure raises, naming its row index.
+        With ``ignore_errors=False`` the first structure that cannot be featurized raises
+        :class:`~skdynemb.errors.InvalidStructureError` naming its row index. With
+        ``ignore_errors=True`` exactly those structures get NaN rows (and, with
+        ``return_errors``, the reason in the last column); the other rows are computed as usual.
+        Failures that are not one structure's fault (e.g. out of memory) raise either way.
         """
+        from skdynemb.errors import InvalidStructureError
+        from skdynemb.structures import to_crystal
+
         structures = [e[0] if isinstance(e, (tuple, list, np.ndarray)) else e for e in entries]
         transformer = self._fitted()
         transformer.set_params(progress=bool(pbar))
-        try:
-            rows = [list(r) for r in transformer.transform(structures)]
-            errors = [np.nan] * len(rows)
-        except Exception:
-            if not ignore_errors:
-                raise
-            rows, errors = self._one_by_one(structures)
-        if return_errors:
-            return [r + [e] for r, e in zip(rows, errors)]
-        return rows
-
-    def _one_by_one(self, structures):
-        """Fallback after a failed batch: keep good rows, NaN (+ traceback) for bad ones."""
-        n = len(self.feature_labels())
-        rows, errors = [], []
-        for s in structures:
+        crystals, indices, reasons = [], [], {}
+        for i, s in enumerate(structures):
             try:
-                rows.append(self.featurize(s))
-                errors.append(np.nan)
-            except Exception:
-                rows.append([np.nan] * n)
-                errors.append(traceback.format_exc())
-        return rows, errors
+                crystals.append(to_crystal(s, index=i))
+                indices.append(i)
+            except InvalidStructureError as exc:
+                if not ignore_errors:
+                    raise
+                reasons[i] = str(exc)
+        compounds, errors = transformer._compounds(crystals, indices, stop_on_error=not ignore_errors)
+        if errors and not ignore_errors:
+            raise InvalidStructureError(*errors[0])
+        reasons.update({i: str(InvalidStructureError(i, sid, why)) for i, sid, why in errors})
+        n = len(self.feature_labels())
+        means = dict(zip(indices, compounds))
+        rows = [
+            [np.nan] * n if i in reasons else [float(v) for v in (means[i].fractions @ means[i].features).astype(np.float32)]
+            for i in range(len(structures))
+        ]
+        if return_errors:
+            return [r + [reasons.get(i, np.nan)] for i, r in enumerate(rows)]
+        return rows
 
     def feature_labels(self):
         return [f"dynemb_{name}" for name in self._fitted().get_feature_names_out()]

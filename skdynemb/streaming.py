@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,11 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
+from skdynemb._files import atomic_write, remove_stale_temporaries
+from skdynemb._workers import exit_with_parent
+from skdynemb.embeddings import ElementEmbeddings
 from skdynemb.errors import InvalidStructureError
+from skdynemb.provenance import digest
 from skdynemb.structures import to_crystal
 from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
@@ -44,7 +47,7 @@ STRUCTURE_FIELDS = ("structure", "cif", "atoms", "poscar")
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar")
 STRUCTURE_PREFIXES = ("POSCAR", "CONTCAR")
 OUTPUT_FORMATS = (".parquet", ".npz")
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2
 _META_KEY = b"skdynemb"
 
 
@@ -315,46 +318,50 @@ def _schema(feature_names, pooling: str) -> pa.Schema:
     return pa.schema(head + [pa.field(str(name), pa.float32()) for name in feature_names])
 
 
-def _table(transformer, crystals, schema: pa.Schema) -> pa.Table:
+def _table(transformer, compounds, schema: pa.Schema) -> pa.Table:
     names = transformer.get_feature_names_out()
-    if not crystals:
+    if not compounds:
         return schema.empty_table()
-    out = transformer.transform(crystals)
     if transformer.pooling == "mean":
-        head = [[c.id for c in crystals]]
-        features = np.asarray(out, dtype=np.float32)
+        head = [[c.id for c in compounds]]
+        features = np.asarray(ElementEmbeddings(compounds, names).mean(), dtype=np.float32)
     else:
         head = [
-            [c.id for c in out for _ in c.elements],
-            [e for c in out for e in c.elements],
-            np.concatenate([c.fractions for c in out]),
+            [c.id for c in compounds for _ in c.elements],
+            [e for c in compounds for e in c.elements],
+            np.concatenate([c.fractions for c in compounds]),
         ]
-        features = np.concatenate([c.features for c in out]).astype(np.float32)
+        features = np.concatenate([c.features for c in compounds]).astype(np.float32)
     columns = [*head, *(features[:, k] for k in range(len(names)))]
     return pa.Table.from_arrays([pa.array(col, type=f.type) for col, f in zip(columns, schema)], schema=schema)
 
 
-def _featurize(transformer, records, schema: pa.Schema, skip_invalid: bool):
-    """Parse, check and featurize one piece of records: ``(table or None, errors)``.
+def _featurize(transformer, records, schema: pa.Schema, skip_invalid: bool, parent: int):
+    """Parse, check and featurize one piece of records: ``(table or None, errors, warnings)``.
 
     Errors are returned as ``(index, id, reason)`` rather than raised, so that they cross
-    process boundaries intact; nothing is computed when one is found and ``skip_invalid`` is off.
+    process boundaries intact: every structure that cannot be read, or that the backbone cannot
+    featurize, by its global index. Nothing more is computed once one is found when
+    ``skip_invalid`` is off. Warnings come back as data too, for the caller to re-issue.
     """
-    crystals, errors = [], []
-    for index, sample_id, raw in records:
-        try:
-            if isinstance(raw, str) and "\n" not in raw.strip():
-                raise InvalidStructureError(index, sample_id, "structure field holds one line, not CIF/POSCAR text")
-            crystal = to_crystal(raw, index=index, id=sample_id)
-            transformer.backbone_.check_elements(crystal, index)
-            crystals.append(crystal)
-        except InvalidStructureError as exc:
-            errors.append((index, sample_id, exc.problem))
-        except ValueError as exc:  # the backbone cannot handle this structure (e.g. unknown element)
-            errors.append((index, sample_id, str(exc)))
+    exit_with_parent(parent)
+    crystals, indices, errors = [], [], []
+    with warnings.catch_warnings(record=True) as caught:
+        for index, sample_id, raw in records:
+            try:
+                if isinstance(raw, str) and "\n" not in raw.strip():
+                    raise InvalidStructureError(index, sample_id, "structure field holds one line, not CIF/POSCAR text")
+                crystals.append(to_crystal(raw, index=index, id=sample_id))
+                indices.append(index)
+            except InvalidStructureError as exc:
+                errors.append((index, sample_id, exc.problem))
+        if errors and not skip_invalid:
+            return None, errors, [w.message for w in caught]
+        compounds, failed = transformer._compounds(crystals, indices, stop_on_error=not skip_invalid)
+    errors = sorted(errors + failed, key=lambda e: e[0])
     if errors and not skip_invalid:
-        return None, errors
-    return _table(transformer, crystals, schema), errors
+        return None, errors, [w.message for w in caught]
+    return _table(transformer, [c for c in compounds if c is not None], schema), errors, [w.message for w in caught]
 
 
 # ----------------------------------------------------------------------------- parts and manifest
@@ -374,22 +381,24 @@ def _part_path(parts: Path, chunk: int) -> Path:
     return parts / f"part-{chunk:06d}.parquet"
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def record_hash(raw) -> str:
+    """Content hash of one raw record (a file's bytes, CIF/POSCAR text, or a structure dict's JSON)."""
+    if isinstance(raw, Path):
+        data = raw.read_bytes()
+    elif isinstance(raw, str):
+        data = raw.encode()
+    else:
+        data = json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _write_part(parts: Path, chunk: int, table: pa.Table, ids: list[str], errors: list) -> None:
-    meta = {"chunk": chunk, "ids": ids, "errors": [list(e) for e in errors]}
+def _write_part(
+    parts: Path, chunk: int, table: pa.Table, ids: list[str], errors: list, hashes: list[str], settings: str
+) -> None:
+    """A finished chunk: its rows, plus the ids, content hashes and settings digest it was computed for."""
+    meta = {"chunk": chunk, "ids": ids, "sha256": hashes, "settings": settings, "errors": [list(e) for e in errors]}
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta)})
-    _atomic_write(_part_path(parts, chunk), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(_part_path(parts, chunk), lambda tmp: pq.write_table(table, tmp))
 
 
 def _part_meta(parts: Path, chunk: int) -> dict | None:
@@ -416,9 +425,8 @@ def _prepare_parts(parts: Path, manifest: dict) -> None:
             )
     else:
         parts.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
-    for stale in parts.glob(".*.tmp"):  # left by a run killed while writing
-        stale.unlink()
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    remove_stale_temporaries(parts)  # left by a run killed while writing
 
 
 # ----------------------------------------------------------------------------- merging
@@ -429,13 +437,16 @@ def _row_ids(table: pa.Table, pooling: str) -> list[str]:
     return [sid for i, sid in enumerate(ids) if i == 0 or ids[i - 1] != sid]
 
 
-def _read_parts(parts: Path, n_chunks: int, chunk_ids, pooling: str):
-    """Yield (table, errors) per chunk in order, checking each covers exactly its ids."""
+def _read_parts(parts: Path, n_chunks: int, chunk_ids, chunk_hashes: dict, settings: str, pooling: str):
+    """Yield (table, errors) per chunk in order, checking each covers exactly its ids, for the
+    same content (``chunk_hashes``, as read in this run) and settings."""
     for k in range(n_chunks):
         meta = _part_meta(parts, k)
         expected = chunk_ids(k)
-        if meta is None or meta["ids"] != expected:
-            raise RuntimeError(f"{_part_path(parts, k)} is missing or does not hold chunk {k}; run again to redo it")
+        if not _part_matches(meta, expected, chunk_hashes[k], settings):
+            raise RuntimeError(
+                f"{_part_path(parts, k)} is missing or does not hold chunk {k} of this input; run again to redo it"
+            )
         table = pq.read_table(_part_path(parts, k))
         skipped = {e[1] for e in meta["errors"]}
         if _row_ids(table, pooling) != [sid for sid in expected if sid not in skipped]:
@@ -477,8 +488,22 @@ class ExtractionSummary:
 
 
 # ----------------------------------------------------------------------------- driver
+def _part_matches(meta: dict | None, ids: list[str], hashes: list[str], settings: str) -> bool:
+    return meta is not None and meta["ids"] == ids and meta.get("sha256") == hashes and meta.get("settings") == settings
+
+
+def _changed(meta: dict, ids: list[str], hashes: list[str]) -> str:
+    """Which records of a finished chunk differ from the input now (for messages)."""
+    old = meta.get("sha256") or [None] * len(ids)
+    changed = [sid for sid, a, b in zip(ids, old, hashes) if a != b]
+    shown = ", ".join(repr(c) for c in changed[:5]) + (" ..." if len(changed) > 5 else "")
+    return f"{len(changed)} structure(s) changed since it was written ({shown})"
+
+
 def _settings(transformer, source: RecordSource, chunk_size: int) -> dict:
-    """What a resumed run must share with the finished chunks (the weights by their hash)."""
+    """What a resumed run must share with the finished chunks: the settings, and the backbone's
+    whole identity (weights, graph settings, code versions; see :mod:`skdynemb.provenance`).
+    The structures themselves are checked chunk by chunk, by content hash."""
     ids_hash = hashlib.sha256("\n".join(source.ids).encode()).hexdigest()
     return {
         "version": _MANIFEST_VERSION,
@@ -486,7 +511,9 @@ def _settings(transformer, source: RecordSource, chunk_size: int) -> dict:
         "n_structures": len(source),
         "chunk_size": chunk_size,
         "backbone": transformer.backbone,
-        "fingerprint": transformer.backbone_.fingerprint(),
+        "fingerprint": transformer._fingerprint(),
+        "backbone_identity": digest(transformer._backbone_identity()),
+        "standardize": transformer.standardize,
         "layers": list(transformer.layers_),
         "pooling": transformer.pooling,
         "compound_features": transformer.compound_features,
@@ -563,52 +590,75 @@ def extract_to_file(
 
     n_chunks = -(-len(source) // chunk_size)
     chunk_ids = lambda k: source.ids[k * chunk_size : (k + 1) * chunk_size]  # noqa: E731
-    done = set()
+    settings_digest = digest(settings)
+    done = {}  # chunk -> metadata of its finished part, checked against the input as it is read
     for k in range(n_chunks):
         meta = _part_meta(parts, k)
         if meta is not None and meta["ids"] == chunk_ids(k):
-            done.add(k)
+            done[k] = meta
         elif _part_path(parts, k).exists():
             warnings.warn(f"{_part_path(parts, k)} is unreadable or stale; computing chunk {k} again", stacklevel=2)
 
     schema = _schema(fitted.get_feature_names_out(), fitted.pooling)
     worker = copy.copy(fitted).set_params(progress=False, n_jobs=None)
     n_jobs, batch = fitted.n_jobs, fitted.batch_size or fitted.backbone_.default_batch_size
-    skipped_rows = sum(len(chunk_ids(k)) for k in done)
-    with tqdm(total=len(source), initial=skipped_rows, unit="structure", desc="extract", disable=not progress) as bar:
+    parent, chunk_hashes, resumed = os.getpid(), {}, 0
+    with tqdm(total=len(source), unit="structure", desc="extract", disable=not progress) as bar:
         for k, chunk in enumerate(_chunks(source.records(), chunk_size)):
+            ids = [r[1] for r in chunk]
+            chunk_hashes[k] = hashes = [record_hash(r[2]) for r in chunk]
             if k in done:
-                continue
+                if _part_matches(done[k], ids, hashes, settings_digest):
+                    resumed += 1
+                    bar.update(len(chunk))
+                    continue
+                reason = (
+                    "was written with other settings" if done[k].get("settings") != settings_digest
+                    else _changed(done[k], ids, hashes)
+                )
+                warnings.warn(
+                    f"{_part_path(parts, k)}: chunk {k} of {source.path} {reason}; computing it again "
+                    "(its old rows are not used)",
+                    stacklevel=2,
+                )
             pieces = [chunk[i : i + batch] for i in range(0, len(chunk), batch)]
             if n_jobs in (None, 1):
-                results = (_featurize(worker, piece, schema, skip_invalid) for piece in pieces)
+                results = (_featurize(worker, piece, schema, skip_invalid, parent) for piece in pieces)
             else:  # a new Parallel per chunk: one whose generator was not run to its end refuses new tasks
                 results = Parallel(n_jobs=n_jobs, return_as="generator")(
-                    delayed(_featurize)(worker, piece, schema, skip_invalid) for piece in pieces
+                    delayed(_featurize)(worker, piece, schema, skip_invalid, parent) for piece in pieces
                 )
             tables, errors = [], []
-            for piece, (table, piece_errors) in zip(pieces, results):
+            for piece, (table, piece_errors, caught) in zip(pieces, results):
+                for message in caught:  # warnings of the workers (e.g. close contacts), here
+                    warnings.warn(message, stacklevel=2)
                 if piece_errors and not skip_invalid:
                     raise InvalidStructureError(*piece_errors[0])
                 tables.append(table)
                 errors.extend(piece_errors)
                 bar.update(len(piece))
-            _write_part(parts, k, pa.concat_tables(tables), [r[1] for r in chunk], errors)
-    return _merge(parts, output, n_chunks, chunk_ids, fitted, settings, skip_invalid, len(done))
+            _write_part(parts, k, pa.concat_tables(tables), ids, errors, hashes, settings_digest)
+    return _merge(parts, output, n_chunks, chunk_ids, chunk_hashes, fitted, settings, skip_invalid, resumed)
 
 
-def _merge(parts, output, n_chunks, chunk_ids, fitted, settings, skip_invalid, resumed) -> ExtractionSummary:
+def _merge(
+    parts, output, n_chunks, chunk_ids, chunk_hashes, fitted, settings, skip_invalid, resumed
+) -> ExtractionSummary:
     pooling, names = fitted.pooling, settings["feature_names"]
     schema = _schema(names, pooling)
-    provenance = {k: settings[k] for k in ("backbone", "fingerprint", "layers", "pooling", "compound_features")}
+    keys = ("backbone", "fingerprint", "backbone_identity", "layers", "pooling", "compound_features", "standardize")
+    provenance = {k: settings[k] for k in keys}
     provenance["weights"] = None if fitted.weights is None else str(fitted.weights)
+    every_record = "".join(h for k in range(n_chunks) for h in chunk_hashes[k])
+    provenance["input_sha256"] = hashlib.sha256(every_record.encode()).hexdigest()
+    settings_digest = digest(settings)
     schema = schema.with_metadata({_META_KEY: json.dumps(provenance)})
     errors, n_rows = [], 0
 
     def write_parquet(tmp):
         nonlocal n_rows
         with pq.ParquetWriter(tmp, schema) as writer:
-            for table, chunk_errors in _read_parts(parts, n_chunks, chunk_ids, pooling):
+            for table, chunk_errors in _read_parts(parts, n_chunks, chunk_ids, chunk_hashes, settings_digest, pooling):
                 writer.write_table(table.cast(schema))
                 errors.extend(chunk_errors)
                 n_rows += len(table)
@@ -616,13 +666,13 @@ def _merge(parts, output, n_chunks, chunk_ids, fitted, settings, skip_invalid, r
     def write_npz(tmp):
         nonlocal n_rows
         tables = []
-        for table, chunk_errors in _read_parts(parts, n_chunks, chunk_ids, pooling):
+        for table, chunk_errors in _read_parts(parts, n_chunks, chunk_ids, chunk_hashes, settings_digest, pooling):
             tables.append(table)
             errors.extend(chunk_errors)
         n_rows = sum(len(t) for t in tables)
         _write_npz(tmp, tables, pooling, names)
 
-    _atomic_write(output, write_parquet if output.suffix == ".parquet" else write_npz)
+    atomic_write(output, write_parquet if output.suffix == ".parquet" else write_npz)
     errors = [tuple(e) for e in errors]
     if errors and not skip_invalid:
         output.unlink()
@@ -632,7 +682,7 @@ def _merge(parts, output, n_chunks, chunk_ids, fitted, settings, skip_invalid, r
     if errors:
         buffer = io.StringIO()
         csv.writer(buffer).writerows([("index", "id", "reason"), *errors])
-        _atomic_write(errors_file, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+        atomic_write(errors_file, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
     shutil.rmtree(parts)
     n_structures = settings["n_structures"]
     return ExtractionSummary(output, n_structures, n_rows, errors, errors_file if errors else None, resumed)

@@ -2,22 +2,43 @@
 
 Accepted inputs: :class:`Crystal`, pymatgen ``Structure``, ASE ``Atoms`` (fully periodic),
 jarvis-tools ``Atoms``, pymatgen structure dicts, CIF or POSCAR text, and paths to such files.
-Every problem raises :class:`InvalidStructureError` naming the sample (index and id).
+Every problem raises :class:`InvalidStructureError` naming the sample (index and id);
+suspicious but usable structures (two atoms closer than :data:`CLOSE_CONTACT`, parser
+warnings) give a :class:`~skdynemb.errors.StructureWarning` naming the sample. To make those
+errors too: ``warnings.simplefilter("error", skdynemb.errors.StructureWarning)``.
+
+Checks, for every structure: at least one site; finite lattice and coordinates; volume above
+1e-3 Å³; real chemical elements (no dummy species, Z = 1..118); no two sites, and no site and
+a periodic image of any site (its own included, also in 1-site cells), closer than
+:data:`MIN_DISTANCE`; a CIF whose sites do not add up to its declared formula (e.g. a file cut
+short) is rejected.
+
+:func:`standardize` maps a crystal onto a cell that does not depend on the cell it was given
+(primitive or Niggli-reduced), for ``DynamicEmbeddingTransformer(standardize=...)``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from skdynemb.errors import InvalidStructureError
+from skdynemb.errors import InvalidStructureError, StructureWarning
 
-#: Two sites closer than this (Å) are treated as the same spot.
+#: Two sites (or a site and a periodic image) closer than this (Å) are the same spot: an error.
 MIN_DISTANCE = 0.1
+#: Two sites closer than this (Å) but not the same spot give a :class:`StructureWarning`: no
+#: chemical bond is that short (the shortest, H-H, is 0.74 Å), so the structure is probably broken.
+CLOSE_CONTACT = 0.5
+#: The cells :func:`standardize` maps onto (None: the cell as given).
+STANDARDIZE = (None, "primitive", "niggli")
+#: Distance tolerance (Å) of the symmetry search behind ``standardize="primitive"`` (spglib's symprec).
+SYMPREC = 0.01
+_DECIMALS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +110,13 @@ def _from_pymatgen(structure, index, sample_id) -> Crystal:
             f"site {bad} is disordered or partially occupied ({structure[bad].species}); "
             "order the structure first (e.g. pymatgen OrderDisorderedStructureTransformation)",
         )
+    from pymatgen.core.periodic_table import DummySpecies, Element, Species
+
+    for k, site in enumerate(structure):
+        if isinstance(site.specie, DummySpecies) or not isinstance(site.specie, (Element, Species)):
+            raise InvalidStructureError(
+                index, sample_id, f"site {k} holds {str(site.specie)!r}, a dummy species, not a chemical element"
+            )
     numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
     return Crystal(
         np.array(structure.lattice.matrix, dtype=np.float64),
@@ -120,18 +148,42 @@ def _from_jarvis(atoms, index, sample_id) -> Crystal:
     lattice = np.array(atoms.lattice_mat, dtype=np.float64)
     coords = np.array(atoms.coords, dtype=np.float64).reshape(-1, 3)
     frac = np.linalg.solve(lattice.T, coords.T).T if atoms.cartesian else coords
-    numbers = np.array([Element(e).Z for e in atoms.elements], dtype=np.int64)
-    return Crystal(lattice, frac, numbers, sample_id)
+    numbers = []
+    for k, symbol in enumerate(atoms.elements):
+        try:
+            numbers.append(Element(symbol).Z)
+        except ValueError:
+            raise InvalidStructureError(index, sample_id, f"site {k} holds {symbol!r}, not a chemical element") from None
+    return Crystal(lattice, frac, np.array(numbers, dtype=np.int64).reshape(-1), sample_id)
+
+
+def _parse(read: Callable, failure: str, index, sample_id):
+    """``read()`` (a pymatgen parser); a stoichiometry mismatch it warns about is an error naming the sample.
+
+    ``failure`` starts the message when ``read`` raises (``"could not parse CIF text"``).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = read()
+        except Exception as exc:  # pymatgen raises many types for bad input
+            raise InvalidStructureError(index, sample_id, f"{failure}: {exc}") from exc
+    for w in caught:
+        message = " ".join(str(w.message).split())
+        if message.startswith("Incorrect stoichiometry"):
+            raise InvalidStructureError(
+                index, sample_id,
+                f"its sites do not match the formula it declares (a file cut short?): {message}",
+            )
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # the others, as they were
+    return result
 
 
 def _from_text(text: str, index, sample_id):
     from pymatgen.core import Structure
 
     fmt = "cif" if ("_cell_length_a" in text or text.lstrip().startswith("data_")) else "poscar"
-    try:
-        return Structure.from_str(text, fmt=fmt)
-    except Exception as exc:  # pymatgen raises many types for bad text
-        raise InvalidStructureError(index, sample_id, f"could not parse {fmt.upper()} text: {exc}") from exc
+    return _parse(lambda: Structure.from_str(text, fmt=fmt), f"could not parse {fmt.upper()} text", index, sample_id)
 
 
 def _is_instance(obj, module: str, name: str) -> bool:
@@ -161,18 +213,12 @@ def _to_pymatgen_like(obj, index, sample_id):
     if isinstance(obj, dict):
         if obj.get("@class") == "Molecule":
             raise InvalidStructureError(index, sample_id, "a Molecule dict is not periodic")
-        try:
-            return Structure.from_dict(obj)
-        except Exception as exc:
-            raise InvalidStructureError(index, sample_id, f"not a pymatgen Structure dict: {exc}") from exc
+        return _parse(lambda: Structure.from_dict(obj), "not a pymatgen Structure dict", index, sample_id)
     if isinstance(obj, Path) or (isinstance(obj, str) and "\n" not in obj and len(obj) < 4096):
         path = Path(obj)
         if not path.is_file():
             raise InvalidStructureError(index, sample_id, f"no such structure file: {str(path)!r}")
-        try:
-            return Structure.from_file(path)
-        except Exception as exc:
-            raise InvalidStructureError(index, sample_id, f"could not read {str(path)!r}: {exc}") from exc
+        return _parse(lambda: Structure.from_file(path), f"could not read {str(path)!r}", index, sample_id)
     if isinstance(obj, str):
         return _from_text(obj, index, sample_id)
     if _is_instance(obj, "ase", "Atoms"):
@@ -186,7 +232,7 @@ def _to_pymatgen_like(obj, index, sample_id):
     )
 
 
-def _validate(crystal: Crystal, index, sample_id) -> Crystal:
+def _validate(crystal: Crystal, index, sample_id, close_contact: float = CLOSE_CONTACT) -> Crystal:
     if crystal.num_sites == 0:
         raise InvalidStructureError(index, sample_id, "empty structure (no sites)")
     if not (np.isfinite(crystal.lattice).all() and np.isfinite(crystal.frac_coords).all()):
@@ -194,57 +240,147 @@ def _validate(crystal: Crystal, index, sample_id) -> Crystal:
     if crystal.volume < 1e-3:
         raise InvalidStructureError(index, sample_id, f"degenerate lattice (volume {crystal.volume:.3g} Å³)")
     if (crystal.numbers < 1).any() or (crystal.numbers > 118).any():
-        raise InvalidStructureError(index, sample_id, f"unknown atomic numbers {sorted(set(crystal.numbers))}")
-    if crystal.num_sites > 1 or crystal.volume ** (1 / 3) < MIN_DISTANCE:
-        _check_overlaps(crystal, index, sample_id)
+        bad = sorted({int(z) for z in crystal.numbers if not 1 <= z <= 118})
+        raise InvalidStructureError(index, sample_id, f"unknown atomic numbers {bad} (elements are Z = 1..118)")
+    _check_distances(crystal, index, sample_id, close_contact)
     return crystal
 
 
-def _check_overlaps(crystal: Crystal, index, sample_id) -> None:
-    """Raise if two sites (or a site and a periodic image of another) nearly coincide."""
+def shortest_lattice_vector(lattice: np.ndarray) -> float:
+    """Length (Å) of the shortest non-zero lattice vector: the distance of a site to its own images."""
+    from pymatgen.core import Lattice
+
+    reduced = Lattice(lattice).get_lll_reduced_lattice().matrix
+    combos = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
+    return float(np.linalg.norm(combos @ reduced, axis=1).min())
+
+
+def _check_distances(crystal: Crystal, index, sample_id, close_contact: float) -> None:
+    """Raise if two sites, or a site and a periodic image of itself or another site, nearly
+    coincide (< MIN_DISTANCE); warn if two are closer than ``close_contact``."""
     from vesin import NeighborList
 
-    points = crystal.cart_coords
-    # vesin's cell list is far slower with a tiny cutoff (~28 ms vs 0.2 ms per structure), so
-    # search 1 Å and filter
-    i, j, d = NeighborList(cutoff=1.0, full_list=False).compute(
-        points=points, box=crystal.lattice, periodic=True, quantities="ijd"
-    )
-    close = d < MIN_DISTANCE
-    i, j, d = i[close], j[close], d[close]
-    if len(d):
-        k = int(np.argmin(d))
+    self_image = shortest_lattice_vector(crystal.lattice)
+    if self_image < MIN_DISTANCE:  # checked first: the neighbour list would hold ~(1 Å / d)^k images
         raise InvalidStructureError(
             index, sample_id,
-            f"sites {int(i[k])} and {int(j[k])} are {d[k]:.3g} Å apart (two atoms on the same spot; "
-            f"minimum {MIN_DISTANCE} Å)",
+            f"every site is {self_image:.3g} Å from its own periodic image (a lattice vector that short; "
+            f"minimum {MIN_DISTANCE} Å): the cell is not a crystal",
+        )
+    # vesin's cell list is far slower with a tiny cutoff (~28 ms vs 0.2 ms per structure), so
+    # search 1 Å and filter
+    radius = max(1.0, close_contact)
+    i, j, d = NeighborList(cutoff=radius, full_list=False).compute(
+        points=crystal.cart_coords, box=crystal.lattice, periodic=True, quantities="ijd"
+    )
+    if not len(d):
+        return
+    k = int(np.argmin(d))
+    pair = f"sites {int(i[k])} and {int(j[k])}" if i[k] != j[k] else f"site {int(i[k])} and its periodic image"
+    if d[k] < MIN_DISTANCE:
+        raise InvalidStructureError(
+            index, sample_id,
+            f"{pair} are {d[k]:.3g} Å apart (two atoms on the same spot; minimum {MIN_DISTANCE} Å)",
+        )
+    if d[k] < close_contact:
+        warnings.warn(
+            StructureWarning(
+                index, sample_id,
+                f"{pair} are {d[k]:.3g} Å apart, closer than any chemical bond (CLOSE_CONTACT = {close_contact} Å); "
+                "check the structure",
+            ),
+            stacklevel=5,
         )
 
 
-def to_crystal(obj, index: int | None = None, id: str | None = None) -> Crystal:
+def to_crystal(obj, index: int | None = None, id: str | None = None, close_contact: float = CLOSE_CONTACT) -> Crystal:
     """Coerce one structure-like object into a validated :class:`Crystal`.
 
     ``index`` and ``id`` only label error messages (and ``id`` is carried on the result).
+    ``close_contact`` (Å): two sites closer than this give a :class:`StructureWarning`.
     """
     result = _to_pymatgen_like(obj, index, id)
     if not isinstance(result, Crystal):
         result = _from_pymatgen(result, index, id)
-    return _validate(result, index, id)
+    return _validate(result, index, id, close_contact)
+
+
+def standardize(crystal: Crystal, cell: str | None, index: int | None = None) -> Crystal:
+    """The same crystal in a cell that does not depend on the cell it was given.
+
+    ``cell``: None (the crystal as given), ``"primitive"`` (spglib's standardized primitive
+    cell, found with tolerance :data:`SYMPREC` and symmetrized: atoms moved by at most about
+    that much onto their ideal positions; lattice (Å) and fractional coordinates rounded to 8
+    decimals and sites sorted by element and position, so that a primitive, conventional or
+    super-cell input gives bitwise the same cell) or ``"niggli"`` (the Niggli-reduced basis of the given cell: the same
+    for every choice of basis vectors of the same lattice; atoms not moved, a supercell stays a
+    supercell). Sites may be reordered; the id is kept. ``index`` labels error messages.
+    """
+    if cell is None:
+        return crystal
+    if cell == "primitive":
+        import spglib
+
+        found = spglib.standardize_cell(
+            (crystal.lattice, crystal.frac_coords, crystal.numbers), to_primitive=True, symprec=SYMPREC
+        )
+        if found is None:
+            raise InvalidStructureError(index, crystal.id, f"spglib found no symmetry cell (symprec={SYMPREC} Å)")
+        # the same crystal from any cell gives this cell up to float noise (~1e-15); rounding
+        # and sorting the sites make it bitwise the same, so graph rules with exact distance
+        # ties (ALIGNN's k-th neighbour shell) see the same ties
+        lattice = np.round(found[0], _DECIMALS) + 0.0
+        frac = (np.round(found[1], _DECIMALS) % 1.0) + 0.0
+        numbers = np.asarray(found[2])
+        order = np.lexsort((frac[:, 2], frac[:, 1], frac[:, 0], numbers))
+        frac, numbers = frac[order], numbers[order]
+    elif cell == "niggli":
+        from pymatgen.core import Lattice
+
+        lattice = Lattice(crystal.lattice).get_niggli_reduced_lattice().matrix
+        frac = np.linalg.solve(lattice.T, crystal.cart_coords.T).T
+        frac = frac - np.floor(frac + 1e-12)
+        numbers = crystal.numbers
+    else:
+        raise ValueError(f"standardize must be one of {STANDARDIZE}, got {cell!r}")
+    return Crystal(
+        np.asarray(lattice, dtype=np.float64),
+        np.asarray(frac, dtype=np.float64).reshape(-1, 3),
+        np.asarray(numbers, dtype=np.int64),
+        crystal.id,
+    )
 
 
 #: structures per joblib task when :func:`to_crystals` parses in parallel
 PARSE_CHUNK = 256
 
 
-def _to_crystal_chunk(start: int, objs: list, ids: list) -> list[Crystal]:
-    return [to_crystal(obj, index=start + k, id=sid) for k, (obj, sid) in enumerate(zip(objs, ids))]
+def _to_crystal_chunk(start: int, objs: list, ids: list, close_contact: float) -> list[Crystal]:
+    return [
+        to_crystal(obj, index=start + k, id=sid, close_contact=close_contact)
+        for k, (obj, sid) in enumerate(zip(objs, ids))
+    ]
 
 
-def to_crystals(structures, ids: Sequence | None = None, n_jobs: int | None = None) -> list[Crystal]:
-    """Coerce a sequence (list, tuple, pandas Series) of structures; errors name the index.
+def _chunk_in_worker(start: int, objs: list, ids: list, close_contact: float, parent: int):
+    """:func:`_to_crystal_chunk` in a worker: its warnings come back as data, to be re-issued."""
+    from skdynemb._workers import exit_with_parent
+
+    exit_with_parent(parent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        crystals = _to_crystal_chunk(start, objs, ids, close_contact)
+    return crystals, [w.message for w in caught]
+
+
+def to_crystals(
+    structures, ids: Sequence | None = None, n_jobs: int | None = None, close_contact: float = CLOSE_CONTACT
+) -> list[Crystal]:
+    """Coerce a sequence (list, tuple, pandas Series) of structures; errors and warnings name the index.
 
     ``n_jobs``: joblib workers that parse chunks of :data:`PARSE_CHUNK` structures in parallel
-    (worth it for CIF/POSCAR text and files; None or 1 parses here).
+    (worth it for CIF/POSCAR text and files; None or 1 parses here). ``close_contact``: see
+    :func:`to_crystal`.
     """
     if hasattr(structures, "tolist") and not isinstance(structures, np.ndarray):
         if ids is None and hasattr(structures, "index"):
@@ -257,12 +393,19 @@ def to_crystals(structures, ids: Sequence | None = None, n_jobs: int | None = No
     labels = [None] * len(structures) if ids is None else list(ids)
     labels = [obj.id if sid is None and isinstance(obj, Crystal) else sid for obj, sid in zip(structures, labels)]
     if n_jobs is None or n_jobs == 1 or len(structures) <= PARSE_CHUNK:
-        return _to_crystal_chunk(0, list(structures), labels)
+        return _to_crystal_chunk(0, list(structures), labels, close_contact)
+    import os
+
     from joblib import Parallel, delayed
 
     starts = range(0, len(structures), PARSE_CHUNK)
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_to_crystal_chunk)(s, list(structures[s : s + PARSE_CHUNK]), labels[s : s + PARSE_CHUNK])
+        delayed(_chunk_in_worker)(
+            s, list(structures[s : s + PARSE_CHUNK]), labels[s : s + PARSE_CHUNK], close_contact, os.getpid()
+        )
         for s in starts
     )
-    return [c for part in parts for c in part]
+    for _, caught in parts:
+        for message in caught:
+            warnings.warn(message, stacklevel=2)
+    return [c for part, _ in parts for c in part]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from skdynemb.backbones._checks import check_statistics, naming_the_file
 from skdynemb.backbones.base import Backbone, StageOutput
 
 # name -> (module, default weights passed to its ``load``; None = the module's own default)
@@ -32,12 +33,19 @@ def register_backbone(name: str, module: str, default_weights: str | None = None
 
 
 def load_backbone(name: str, weights: str | Path | None = None, device: str = "cpu") -> Backbone:
-    """Load backbone ``name`` (optionally from ``weights``) onto ``device`` in eval mode."""
+    """Load backbone ``name`` (optionally from ``weights``) onto ``device`` in eval mode.
+
+    A weights file that cannot be read raises an error naming it; normalisation statistics no
+    trained network can hold (a non-positive batch-norm variance) are rejected by name.
+    """
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
     module_name, default = _REGISTRY[name]
     module = importlib.import_module(module_name)
-    backbone = module.load(weights if weights is not None else default)
+    source = weights if weights is not None else default
+    with naming_the_file(source):
+        backbone = module.load(source)
+    check_statistics(backbone.module, source if source is not None else name)
     backbone.module.eval()
     return backbone.to(device)
 

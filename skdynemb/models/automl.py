@@ -87,6 +87,7 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         if self.backend not in ("flaml", "autosklearn"):
             raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
         self._check_X(X)
+        y = _numeric_targets(y)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         if isinstance(self.random_state, numbers.Integral):
             seed = int(self.random_state)
@@ -148,3 +149,14 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         self._check_X(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(-1)
+
+
+def _numeric_targets(y) -> np.ndarray:
+    """``y`` as float64, or a ValueError naming the first sample whose target is not a number."""
+    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind not in "OUSb"):
+        return y  # None or a numeric array: scikit-learn's own checks apply
+    values = np.asarray(y, dtype=object)
+    for i, v in enumerate(values.reshape(-1)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)):
+            raise ValueError(f"sample {i}: target {v!r} is not a number (AutoMLRegressor regresses numeric targets)")
+    return values.astype(np.float64)

@@ -9,8 +9,6 @@ cheap function of the bonds (~10 ms for 64 structures) but ~10x larger than they
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from skdynemb._files import atomic_write
 from skdynemb.errors import InvalidStructureError
 from skdynemb.graphs import AlignnBatch, AlignnGraph, line_graph, batch_graphs, bond_cosines, build_alignn_graph
 
@@ -88,16 +87,13 @@ class GraphStore:
 
     def save(self, path: str | Path) -> None:
         """Write an uncompressed ``.npz`` atomically (temporary file, then rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, key=np.array(self.key), **{name: getattr(self, name) for name in _ARRAYS})
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        arrays = {"key": np.array(self.key), **{name: getattr(self, name) for name in _ARRAYS}}
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "GraphStore":

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
 from skdynemb.datasets.splits import train_val_test_split
 from skdynemb.errors import InvalidSampleError
@@ -64,25 +65,12 @@ class PretrainResult:
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, obj) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def _write_lines(path: Path, rows: list[dict]) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in rows)))
 
 
 def _device(device: str) -> torch.device:
@@ -319,7 +307,7 @@ def _save_state(out: Path, epoch, model, optimizer, sched, history, best, settin
         "optimizer": optimizer.state_dict(), "scheduler": None if sched is None else sched.state_dict(),
         "history": history, "best": best, "settings": settings,
     }
-    _atomic(out / STATE_FILE, lambda tmp: torch.save(state, tmp))
+    atomic_write(out / STATE_FILE, lambda tmp: torch.save(state, tmp))
 
 
 def _restore(out: Path, resume: bool, settings: dict, model, optimizer, sched, device):

@@ -10,10 +10,11 @@ from sklearn.utils.validation import check_is_fitted
 from skdynemb.backbones import available_backbones, load_backbone
 from skdynemb.cache import StageCache, cache_location
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
-from skdynemb.extraction import extract_pooled, resolve_device
-from skdynemb.pooling import PooledStages
 from skdynemb.errors import InvalidStructureError
-from skdynemb.structures import to_crystals
+from skdynemb.extraction import SampleError, extract_pooled_or_errors, resolve_device
+from skdynemb.pooling import PooledStages
+from skdynemb.provenance import backbone_identity
+from skdynemb.structures import STANDARDIZE, Crystal, standardize, to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
 
 _COMPOUND_FEATURES = (None, "bond", "bond+angle")
@@ -39,6 +40,15 @@ class DynamicEmbeddingTransformer(SampleTransformer):
     compound_features : {None, "bond", "bond+angle"}
         Append the structure's mean bond (and angle) features to every row. Taken at the last
         selected stage, or the backbone's last bond/angle stage when it has fewer.
+    standardize : {None, "primitive", "niggli"}, default=None
+        Cell each structure is mapped onto before its graph is built
+        (:func:`skdynemb.structures.standardize`). None: as given. ``"primitive"``: spglib's
+        standardized primitive cell, so that the rows of a crystal do not depend on the cell it
+        was given (primitive, conventional or supercell). ``"niggli"``: the Niggli-reduced basis of
+        the given cell (independent of the basis choice; a supercell stays a supercell). With
+        None, CGCNN's rows are the same for any cell of a crystal, CHGNet's differ by ~1e-4 and
+        ALIGNN's by up to ~1 (its k-nearest graph depends on the cell: duplicated self-images,
+        ties at the k-th shell; see ``benchmarks/results/cell_invariance.md``).
     device : str, default="auto"
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     batch_size : int, optional
@@ -48,7 +58,9 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         joblib workers that parse the structures (chunks of 256) and run the batches (any joblib
         backend, e.g. dask); None or 1 = this process only.
     memory : None, path or joblib.Memory
-        Cache folder for per-structure results (keyed on structure + weights).
+        Cache folder for per-structure results, keyed on the structure and everything that
+        changes its rows (weights, graph settings, stage layout, code versions); entries are
+        checked when read. See :mod:`skdynemb.cache`; clear it with :func:`skdynemb.cache.clear_cache`.
     progress : bool, default=True
         tqdm progress bar while extracting.
 
@@ -67,6 +79,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         layer=-1,
         pooling="element",
         compound_features=None,
+        standardize=None,
         device="auto",
         batch_size=None,
         n_jobs=None,
@@ -78,6 +91,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         self.layer = layer
         self.pooling = pooling
         self.compound_features = compound_features
+        self.standardize = standardize
         self.device = device
         self.batch_size = batch_size
         self.n_jobs = n_jobs
@@ -93,9 +107,11 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             raise ValueError(f"pooling must be 'element' or 'mean', got {self.pooling!r}")
         if self.compound_features not in _COMPOUND_FEATURES:
             raise ValueError(f"compound_features must be one of {_COMPOUND_FEATURES}, got {self.compound_features!r}")
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, Integral) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        self._weights_hash = None
+        self._weights_hash = self._identity = None
         self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
         self.layers_ = self._resolve_layers(self.layer)
         self._check_compound_features()
@@ -159,24 +175,61 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         check_is_fitted(self, "backbone_")
         items, ids = as_samples(X)
         crystals = to_crystals(items, ids=ids, n_jobs=self.n_jobs)
-        root = cache_location(self.memory)
-        cache = None if root is None else StageCache(root, self.backbone, self._fingerprint())
-        pooled = extract_pooled(
-            crystals, self.backbone_, batch_size=self.batch_size or self.backbone_.default_batch_size,
-            n_jobs=self.n_jobs, cache=cache,
-            progress=self.progress,
-        )
-        compounds = [self._compound(p, i, c.id) for i, (p, c) in enumerate(zip(pooled, crystals))]
+        compounds, errors = self._compounds(crystals, range(len(crystals)), stop_on_error=True)
+        if errors:
+            raise InvalidStructureError(*errors[0])
         if self.pooling == "element":
             return ElementEmbeddings(compounds, self.feature_names_)
         out = ElementEmbeddings(compounds, self.feature_names_).mean()
         return self._wrap_output(out, X)
+
+    def _compounds(
+        self, crystals: list[Crystal], indices, stop_on_error: bool = False
+    ) -> tuple[list[CompoundEmbedding | None], list[SampleError]]:
+        """Rows of validated crystals (``indices``: their global sample indices, for messages).
+
+        Returns one :class:`CompoundEmbedding` per crystal (None for those that failed) and
+        ``(index, id, reason)`` per failure, by index. ``stop_on_error``: stop at the first.
+        """
+        indices = list(indices)
+        errors: list[SampleError] = []
+        ready, at = [], []
+        for crystal, index in zip(crystals, indices):
+            try:
+                ready.append(standardize(crystal, self.standardize, index))
+                at.append(index)
+            except InvalidStructureError as exc:
+                errors.append((index, crystal.id, exc.problem))
+                if stop_on_error:
+                    return [None] * len(crystals), errors
+        root = cache_location(self.memory)
+        cache = None if root is None else StageCache(root, self.backbone_, self._backbone_identity())
+        pooled, failed = extract_pooled_or_errors(
+            ready, self.backbone_, indices=at, batch_size=self.batch_size or self.backbone_.default_batch_size,
+            n_jobs=self.n_jobs, cache=cache, progress=self.progress, stop_on_error=stop_on_error,
+        )
+        errors += failed
+        by_index = {}
+        for p, crystal, index in zip(pooled, ready, at):
+            if p is None:
+                continue
+            try:
+                by_index[index] = self._compound(p, index, crystal.id)
+            except InvalidStructureError as exc:
+                errors.append((index, crystal.id, exc.problem))
+        return [by_index.get(i) for i in indices], sorted(errors, key=lambda e: e[0])
 
     def _fingerprint(self) -> str:
         """Weights hash for cache keys, computed once per fitted backbone."""
         if getattr(self, "_weights_hash", None) is None:
             self._weights_hash = self.backbone_.fingerprint()
         return self._weights_hash
+
+    def _backbone_identity(self) -> dict:
+        """Everything the rows depend on (:func:`~skdynemb.provenance.backbone_identity`), once per fit."""
+        if getattr(self, "_identity", None) is None:
+            self._identity = backbone_identity(self.backbone_, self._fingerprint())
+        return self._identity
 
     def _compound(self, p: PooledStages, index: int, sample_id) -> CompoundEmbedding:
         rows = [p.stages[s] for s in self.layers_]

@@ -7,6 +7,7 @@ Also holds the composition parsing shared by the composition baselines
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from numbers import Number, Real
 
@@ -22,6 +23,10 @@ from skdynemb.structures import Crystal, to_crystal
 from skdynemb.transformers._base import SampleTransformer, as_samples
 
 
+#: An element (or bracketed group) followed by an explicit amount of zero, as in "NaCl0".
+_ZERO_AMOUNT = re.compile(r"([A-Z][a-z]*|\))\s*0+(?:\.0*)?(?![\d.])")
+
+
 def _from_composition(comp: Composition, index, sample_id) -> dict[Element, float]:
     amounts = {}
     for species, amount in comp.element_composition.items():
@@ -35,8 +40,8 @@ def _from_composition(comp: Composition, index, sample_id) -> dict[Element, floa
 
 def _from_mapping(mapping: Mapping, index, sample_id) -> Composition:
     for key, amount in mapping.items():
-        if not isinstance(amount, Real) or not np.isfinite(amount) or amount < 0:
-            raise InvalidCompositionError(index, sample_id, f"amount of {key} is {amount!r}, not a number >= 0")
+        if isinstance(amount, bool) or not isinstance(amount, Real) or not np.isfinite(amount) or amount <= 0:
+            raise InvalidCompositionError(index, sample_id, f"amount of {key} is {amount!r}, not a positive number")
     try:
         return Composition(mapping)
     except (ValueError, KeyError, TypeError) as exc:
@@ -48,6 +53,11 @@ def _amounts(obj, index: int, sample_id) -> dict[Element, float]:
     if isinstance(obj, Composition):
         return _from_composition(obj, index, sample_id)
     if isinstance(obj, str) and "\n" not in obj and not os.path.isfile(obj):
+        zero = _ZERO_AMOUNT.search(obj)
+        if zero:  # pymatgen drops it silently: "NaCl0" would become pure Na
+            raise InvalidCompositionError(
+                index, sample_id, f"formula {obj!r} gives {zero.group(1)!r} an amount of 0; leave the element out"
+            )
         try:
             comp = Composition(obj)
         except (ValueError, KeyError, TypeError) as exc:

@@ -94,10 +94,10 @@ def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
     plain = DynamicEmbeddingTransformer(progress=False, device="cpu").fit().transform(structures[:8])
     cached = DynamicEmbeddingTransformer(memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu").fit()
     first = cached.transform(structures[:8])
-    files = list(tmp_path.rglob("*.joblib"))
+    files = list(tmp_path.rglob("*.npz"))
     assert len(files) == 8
     second = cached.transform(structures[:8])
-    assert len(list(tmp_path.rglob("*.joblib"))) == 8
+    assert len(list(tmp_path.rglob("*.npz"))) == 8
     for x, y, z in zip(plain, first, second):
         assert np.array_equal(x.features, y.features) and np.array_equal(y.features, z.features)
 
