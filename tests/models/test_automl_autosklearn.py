@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_pickle_clone_and_a_new_session_predict_the_same(fitted, mp, tmp_path):
         pipe = pickle.load(open({str(tmp_path / 'pipe.pkl')!r}, "rb"))
         np.save({str(tmp_path / 'pred.npy')!r}, pipe.predict(pickle.load(open({str(tmp_path / 'test.pkl')!r}, "rb"))))
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), pred)
 
 
