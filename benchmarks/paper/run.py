@@ -344,6 +344,17 @@ def _autosklearn_run_limit(args) -> int:
     return max(1, args.autosklearn_budget // 4)
 
 
+def _require_autosklearn():
+    """Fail before any fit when Table 3's auto-sklearn rows cannot run."""
+    from skdynemb.models.autosklearn import AutoSklearnEnvError, check_env
+
+    try:
+        C.log(f"auto-sklearn {check_env()} side env found")
+    except AutoSklearnEnvError as exc:
+        raise SystemExit(f"Table 3 needs auto-sklearn's side env: {exc}\n(or pass --autosklearn-budget 0 to leave "
+                         "auto-sklearn out of Table 3)") from None
+
+
 def methods(args, s: C.Settings):
     import torch
 
@@ -504,6 +515,8 @@ def main(argv=None):
     s = C.settings_from(args)
     C.log(f"settings: {s}")
     commands = list(COMMANDS) if args.command == "all" else [args.command]
+    if "methods" in commands and args.autosklearn_budget:
+        _require_autosklearn()
     return {c: COMMANDS[c](args, s) for c in commands}
 
 

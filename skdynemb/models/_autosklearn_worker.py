@@ -2,6 +2,7 @@
 
     python -I _autosklearn_worker.py fit FOLDER      # params.json, X.npy, y.npy -> model.bin, result.json
     python -I _autosklearn_worker.py predict FOLDER  # model.bin, X.npy -> pred.npy
+    python -I _autosklearn_worker.py check FOLDER    # -> version.txt (auto-sklearn imports)
 
 This file runs under the side environment's Python 3.9 with only numpy and auto-sklearn 0.15:
 it must not import skdynemb (nor anything else from the main environment). Arrays cross as
@@ -15,9 +16,13 @@ import pickle
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ENV_BROKEN = 3
+
+try:
+    import numpy as np
+except ImportError as exc:
+    print(f"cannot import auto-sklearn's dependency numpy in {sys.executable}: {exc}", file=sys.stderr)
+    sys.exit(ENV_BROKEN)
 
 
 def _autosklearn():
@@ -80,6 +85,10 @@ def predict(folder: Path) -> None:
     np.save(folder / "pred.npy", pred, allow_pickle=False)
 
 
+def check(folder: Path) -> None:
+    (folder / "version.txt").write_text(_autosklearn().__version__)
+
+
 if __name__ == "__main__":
     command, folder = sys.argv[1], Path(sys.argv[2])
-    {"fit": fit, "predict": predict}[command](folder)
+    {"fit": fit, "predict": predict, "check": check}[command](folder)

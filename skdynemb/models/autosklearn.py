@@ -100,9 +100,11 @@ def run_worker(command: str, folder: Path, python, timeout: float) -> None:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
+        _, err = proc.communicate()
         raise AutoSklearnWorkerError(
             f"auto-sklearn worker ({command}) still running after {timeout:g} s and was killed; raise timeout "
-            f"(seconds on top of time_left_for_this_task for fit) if the search needs longer"
+            f"(seconds on top of time_left_for_this_task for fit) if the search needs longer; its stderr:\n"
+            f"{_tail(err)}"
         ) from None
     finally:
         _kill_group(proc)
@@ -112,6 +114,13 @@ def run_worker(command: str, folder: Path, python, timeout: float) -> None:
     if proc.returncode != 0:
         how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
         raise AutoSklearnWorkerError(f"auto-sklearn worker ({command}) failed ({how}); its stderr:\n{_tail(err)}")
+
+
+def check_env(python=None, timeout: float = 120) -> str:
+    """The auto-sklearn version of the side env; AutoSklearnEnvError naming the setup script if unusable."""
+    with tempfile.TemporaryDirectory(prefix="skdynemb-autosklearn-") as tmp:
+        run_worker("check", Path(tmp), python, timeout)
+        return (Path(tmp) / "version.txt").read_text()
 
 
 def _check_X(X):

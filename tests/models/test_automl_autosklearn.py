@@ -23,7 +23,7 @@ from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from skdynemb import DynamicEmbeddingTransformer
 from skdynemb.models import AutoMLRegressor, AutoSklearnRegressor
-from skdynemb.models.autosklearn import AutoSklearnEnvError, AutoSklearnWorkerError, resolve_python
+from skdynemb.models.autosklearn import AutoSklearnEnvError, AutoSklearnWorkerError, check_env
 
 LEARNERS = ["random_forest", "extra_trees", "k_nearest_neighbors"]
 # ended by max_runs, with a per-run limit no run gets near: reproducible for a seed (see the docstring)
@@ -33,37 +33,39 @@ SMALL = dict(time_left_for_this_task=90, per_run_time_limit=60, max_runs=4, init
 
 @pytest.fixture(scope="module")
 def side_env():
-    exe, source = resolve_python()
-    usable = exe.is_file() and subprocess.run([str(exe), "-I", "-c", "import autosklearn.regression"],
-                                              capture_output=True).returncode == 0
-    if not usable:
-        why = f"no usable auto-sklearn env at {exe} ({source}); build it with bash scripts/setup-autosklearn.sh"
+    try:
+        return check_env()
+    except AutoSklearnEnvError as exc:
         if os.environ.get("SKDYNEMB_REQUIRE_AUTOSKLEARN") == "1":
-            pytest.fail(f"SKDYNEMB_REQUIRE_AUTOSKLEARN=1 but {why}")
-        pytest.skip(why)
-    return exe
+            pytest.fail(f"SKDYNEMB_REQUIRE_AUTOSKLEARN=1 but the side env is not usable: {exc}")
+        pytest.skip(f"auto-sklearn side env not usable: {exc}")
 
 
 @pytest.fixture(scope="module")
 def mp(mp_sample):
-    """160 seeded MP records: structures, ids and e_form (eV/atom); the first 120 train, the rest test."""
+    """160 seeded MP records: structures and e_form (eV/atom); the first 120 train, the rest test."""
     records = mp_sample(160, seed=7)
-    structures = [Structure.from_str(r["cif"], fmt="cif") for r in records]
-    return structures, [r["material_id"] for r in records], np.array([r["e_form"] for r in records])
+    return [Structure.from_str(r["cif"], fmt="cif") for r in records], np.array([r["e_form"] for r in records])
 
 
-@pytest.fixture(scope="module")
-def fitted(side_env, mp):
-    structures, _, y = mp
+def test_real_fit_in_a_pipeline_on_structures(side_env, mp, tmp_path):
+    """One auto-sklearn fit through a Pipeline (the slow part, ~30 s), then all a fitted model must do.
+
+    A single test, so that pytest-xdist cannot fit the same model in two workers.
+    """
+    structures, y = mp
     pipe = make_pipeline(DynamicEmbeddingTransformer(pooling="mean", progress=False, device="cpu"),
                          AutoSklearnRegressor(**SMALL))
     pipe.fit(structures[:120], y[:120])
-    return pipe, pipe.predict(structures[120:])
+    pred = pipe.predict(structures[120:])
+    _learns(pipe, pred, y)
+    _pickles_clones_and_predicts_in_a_new_session(pipe, structures[120:], pred, tmp_path)
+    X = pipe[0].transform(structures)
+    _checks_inputs_and_surfaces_worker_errors(pipe[-1], X[120:125].copy())
+    _same_seed_same_model_also_through_automl_backend(pipe[-1], X, y, pred)
 
 
-def test_pipeline_learns_formation_energy_from_structures(fitted, mp):
-    pipe, pred = fitted
-    y = mp[2]
+def _learns(pipe, pred, y):
     reg = pipe[-1]
     assert pred.shape == (40,) and pred.dtype == np.float64
     mae, baseline = np.abs(pred - y[120:]).mean(), np.abs(y[120:] - y[:120].mean()).mean()
@@ -74,9 +76,7 @@ def test_pipeline_learns_formation_energy_from_structures(fitted, mp):
     assert sum(m["weight"] for m in reg.ensemble_) == pytest.approx(1.0)
 
 
-def test_pickle_clone_and_a_new_session_predict_the_same(fitted, mp, tmp_path):
-    pipe, pred = fitted
-    test = mp[0][120:]
+def _pickles_clones_and_predicts_in_a_new_session(pipe, test, pred, tmp_path):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(pipe)).predict(test), pred)
     unfitted = clone(pipe[-1])
     assert unfitted.get_params() == pipe[-1].get_params() and not hasattr(unfitted, "model_bytes_")
@@ -88,35 +88,32 @@ def test_pickle_clone_and_a_new_session_predict_the_same(fitted, mp, tmp_path):
         pipe = pickle.load(open({str(tmp_path / 'pipe.pkl')!r}, "rb"))
         np.save({str(tmp_path / 'pred.npy')!r}, pipe.predict(pickle.load(open({str(tmp_path / 'test.pkl')!r}, "rb"))))
     """)
-    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    repo = str(Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": repo})
     np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), pred)
 
 
-def test_same_seed_same_model_also_through_automl_backend(fitted, mp):
-    """A run-limited search is reproducible; AutoMLRegressor(backend="auto-sklearn") is the same model."""
-    pipe, pred = fitted
-    X = pipe[0].transform(mp[0])
-    again = AutoMLRegressor(backend="auto-sklearn", time_budget=SMALL["time_left_for_this_task"], random_state=3,
-                            max_iter=SMALL["max_runs"], estimator_list=LEARNERS,
-                            fit_kwargs={k: SMALL[k] for k in ("per_run_time_limit", "ensemble_size",
-                                                              "initial_configurations_via_metalearning")})
-    again.fit(X[:120], mp[2][:120])
-    assert again.n_iter_ == pipe[-1].n_runs_ and again.model_.ensemble_ == pipe[-1].ensemble_
-    np.testing.assert_array_equal(again.predict(X[120:]), pred)
-
-
-def test_fitted_model_checks_inputs_and_surfaces_worker_errors(fitted, mp):
-    reg = fitted[0][-1]
-    X = fitted[0][0].transform(mp[0][120:125])
+def _checks_inputs_and_surfaces_worker_errors(reg, X):
     with pytest.raises(ValueError, match=f"has {X.shape[1] - 1} features"):
         reg.predict(X[:, 1:])
     X[2, 5] = np.nan
     with pytest.raises(ValueError, match="sample 2: NaN or inf in feature 5"):
         reg.predict(X)
     broken = copy.deepcopy(reg)
-    broken.model_bytes_ = reg.model_bytes_[: len(reg.model_bytes_) // 2]  # truncated model file
+    broken.model_bytes_ = reg.model_bytes_[: len(reg.model_bytes_) // 2]  # a truncated model file
     with pytest.raises(AutoSklearnWorkerError, match=r"\(predict\) failed \(exit status 1\).*(?s:.*)pickle"):
         broken.predict(np.nan_to_num(X))
+
+
+def _same_seed_same_model_also_through_automl_backend(reg, X, y, pred):
+    """A run-limited search is reproducible; AutoMLRegressor(backend="auto-sklearn") is the same model."""
+    again = AutoMLRegressor(backend="auto-sklearn", time_budget=SMALL["time_left_for_this_task"], random_state=3,
+                            max_iter=SMALL["max_runs"], estimator_list=LEARNERS,
+                            fit_kwargs={k: SMALL[k] for k in ("per_run_time_limit", "ensemble_size",
+                                                              "initial_configurations_via_metalearning")})
+    again.fit(X[:120], y[:120])
+    assert again.n_iter_ == reg.n_runs_ and again.model_.ensemble_ == reg.ensemble_
+    np.testing.assert_array_equal(again.predict(X[120:]), pred)
 
 
 # ----------------------------------------------------------------------------- no side env needed
@@ -140,15 +137,17 @@ def test_env_without_autosklearn_names_the_setup_script():
     X, y = _xy()
     with pytest.raises(AutoSklearnEnvError, match=r"cannot import auto-sklearn.*(?s:.*)setup-autosklearn\.sh"):
         AutoSklearnRegressor(python=sys.executable).fit(X, y)
+    with pytest.raises(AutoSklearnEnvError, match=r"cannot import auto-sklearn"):
+        check_env(sys.executable)
 
 
 def test_timeout_kills_the_worker_and_its_children(tmp_path):
     pidfile = tmp_path / "child.pid"
     fake = tmp_path / "python"  # stands in for a worker that hangs, with a child of its own
-    fake.write_text(f"#!/bin/sh\nsleep 120 &\necho $! > {pidfile}\nwait\n")
+    fake.write_text(f"#!/bin/sh\necho started >&2\nsleep 120 &\necho $! > {pidfile}\nwait\n")
     fake.chmod(0o755)
     X, y = _xy()
-    with pytest.raises(AutoSklearnWorkerError, match=r"still running after 3 s and was killed"):
+    with pytest.raises(AutoSklearnWorkerError, match=r"still running after 3 s and was killed(?s:.*)stderr:\nstarted"):
         AutoSklearnRegressor(python=fake, time_left_for_this_task=1, timeout=2).fit(X, y)
     child = int(pidfile.read_text())
     for _ in range(50):  # SIGKILL is delivered asynchronously; the child must be gone (or a zombie) soon
@@ -195,9 +194,10 @@ def test_rejects_bad_parameters_before_starting_a_worker():
 # ----------------------------------------------------------------------------- scikit-learn's checks
 # Checks that fit run auto-sklearn for real: every fit starts the side interpreter, a dask
 # client and a SMAC search (>= ~20 s), so the ~25 fits these checks make would take over 10
-# minutes. What they check of a fitted model is tested above on real structures: fit returns
-# self and predicts (n,) floats (pipeline test), pickling and predicting in a new session,
-# n_features_in_ and a wrong feature count, NaN at predict, reproducibility for a seed.
+# minutes. What they check of a fitted model, test_real_fit_in_a_pipeline_on_structures tests on
+# real structures: fit returns self and predicts (n,) floats that learn, pickling and predicting
+# in a new session, clone, n_features_in_ and a wrong feature count, NaN at predict, the same
+# model for the same seed.
 NO_FIT_CHECKS = {
     "check_estimator_cloneable", "check_estimator_tags_renamed", "check_valid_tag_types", "check_estimator_repr",
     "check_no_attributes_set_in_init", "check_estimators_unfitted", "check_do_not_raise_errors_in_init_or_set_params",
@@ -207,7 +207,7 @@ NO_FIT_CHECKS = {
     "check_fit2d_1sample", "check_get_params_invariance", "check_set_params", "check_fit1d", "check_requires_y_none",
     "check_array_api_input", "check_pipeline_consistency",
 }
-FIT_REASON = "fits auto-sklearn for real (>= ~20 s a fit); covered by this file's real-fit tests"
+FIT_REASON = "fits auto-sklearn for real (>= ~20 s a fit); see test_real_fit_in_a_pipeline_on_structures"
 
 
 def _check_name(check):
