@@ -415,7 +415,8 @@ def methods(args, s: C.Settings):
         notes.append(
             f"auto-sklearn is run as it is meant to be, by a time budget ({args.autosklearn_budget} s a fit), so its "
             "rows depend on machine speed and load and are not reproducible bit for bit; wall clock per "
-            f"auto-sklearn fit (search, ensemble, side-interpreter start-up, predict): mean {np.mean(askl_seconds):.0f} s "
+            "auto-sklearn fit (search, ensemble, side-interpreter start-up, predict): mean "
+            f"{np.mean(askl_seconds):.0f} s "
             f"over {len(askl_seconds)} fits on a 2-core machine shared with other jobs")
     C.write_table(_rounded(df), "table3_methods", meta, Path(args.out), notes)
     return df

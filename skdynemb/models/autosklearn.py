@@ -253,7 +253,8 @@ class AutoSklearnRegressor(RegressorMixin, BaseEstimator):
             if value is None and none_ok:
                 return None
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if none_ok else ''}, got {value!r}")
+                alt = " or None" if none_ok else ""
+                raise ValueError(f"{name} must be an integer >= {minimum}{alt}, got {value!r}")
             return int(value)
 
         if self.metric not in METRICS:

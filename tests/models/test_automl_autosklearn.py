@@ -80,13 +80,13 @@ def _pickles_clones_and_predicts_in_a_new_session(pipe, test, pred, tmp_path):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(pipe)).predict(test), pred)
     unfitted = clone(pipe[-1])
     assert unfitted.get_params() == pipe[-1].get_params() and not hasattr(unfitted, "model_bytes_")
-    # a fresh interpreter of the main env, as after a restart
-    (tmp_path / "pipe.pkl").write_bytes(pickle.dumps(pipe))
-    (tmp_path / "test.pkl").write_bytes(pickle.dumps(test))
+    # the regressor alone in a fresh interpreter of the main env, as after a restart
+    (tmp_path / "reg.pkl").write_bytes(pickle.dumps(pipe[-1]))
+    np.save(tmp_path / "X.npy", pipe[0].transform(test))
     script = textwrap.dedent(f"""
         import pickle, numpy as np
-        pipe = pickle.load(open({str(tmp_path / 'pipe.pkl')!r}, "rb"))
-        np.save({str(tmp_path / 'pred.npy')!r}, pipe.predict(pickle.load(open({str(tmp_path / 'test.pkl')!r}, "rb"))))
+        reg = pickle.load(open({str(tmp_path / 'reg.pkl')!r}, "rb"))
+        np.save({str(tmp_path / 'pred.npy')!r}, reg.predict(np.load({str(tmp_path / 'X.npy')!r})))
     """)
     repo = str(Path(__file__).resolve().parents[2])
     subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONPATH": repo})
