@@ -7,13 +7,15 @@
 #   bash scripts/setup-autosklearn.sh [ENV_DIR]
 #
 # ENV_DIR defaults to ${XDG_CACHE_HOME:-~/.cache}/skdynemb/autosklearn-0.15.0, where
-# AutoSklearnRegressor looks by default (elsewhere: export SKDYNEMB_AUTOSKLEARN_PYTHON=ENV_DIR/bin/python). Python 3.9 is taken from $PYTHON39, else
-# python3.9 on PATH, else pyenv. The install takes about 5 minutes; re-running is cheap: it skips
-# the install when the pins below have not changed and the env still imports auto-sklearn.
+# AutoSklearnRegressor looks by default (elsewhere: export SKDYNEMB_AUTOSKLEARN_PYTHON=ENV_DIR/bin/python).
+# Python 3.9 is taken from $PYTHON39, else python3.9 on PATH, else pyenv. The install takes about
+# 5 minutes; re-running is cheap: it skips the install when the pins below have not changed and
+# the env still imports auto-sklearn.
 set -euo pipefail
 
 # numpy 1.24+ breaks scikit-learn 0.24's compiled modules; scipy 1.11+ returns scalars from
-# stats.mode, which crashes scikit-learn 0.24's most-frequent imputation (a configuration auto-sklearn tries).
+# stats.mode, which crashes scikit-learn 0.24's most-frequent imputation (a configuration
+# auto-sklearn tries).
 PINS=("auto-sklearn==0.15.0" "numpy<1.24" "scipy<1.11")
 
 env_dir=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/skdynemb/autosklearn-0.15.0}
