@@ -13,6 +13,7 @@ _EXPORTS = {
     "RoostRegressor": "skdynemb.models.roost",
     "ElemNetRegressor": "skdynemb.models.elemnet",
     "AutoMLRegressor": "skdynemb.models.automl",
+    "AutoSklearnRegressor": "skdynemb.models.autosklearn",
     "ElementEmbeddings": "skdynemb.embeddings",
     "CompoundEmbedding": "skdynemb.embeddings",
     "Crystal": "skdynemb.structures",

@@ -327,13 +327,42 @@ def _cached(s: C.Settings, keydict: dict, fn):
     return res
 
 
+def _methods_estimator(model: str, args, s: C.Settings, seed: int):
+    from skdynemb import AutoMLRegressor, AutoSklearnRegressor, ElemNetRegressor
+
+    if model == "ElemNet":
+        return ElemNetRegressor(max_epochs=args.elemnet_epochs, patience=args.elemnet_patience, device=s.device,
+                                random_state=seed)
+    if model == "AutoML (FLAML)":
+        return AutoMLRegressor(time_budget=-1, max_iter=args.automl_iter, random_state=seed,
+                               estimator_list=["lgbm", "rf", "extra_tree"])
+    return AutoSklearnRegressor(time_left_for_this_task=args.autosklearn_budget,
+                                per_run_time_limit=_autosklearn_run_limit(args), random_state=seed)
+
+
+def _autosklearn_run_limit(args) -> int:
+    return max(1, args.autosklearn_budget // 4)
+
+
+def _require_autosklearn():
+    """Fail before any fit when Table 3's auto-sklearn rows cannot run."""
+    from skdynemb.models.autosklearn import AutoSklearnEnvError, check_env
+
+    try:
+        C.log(f"auto-sklearn {check_env()} side env found")
+    except AutoSklearnEnvError as exc:
+        raise SystemExit(f"Table 3 needs auto-sklearn's side env: {exc}\n(or pass --autosklearn-budget 0 to leave "
+                         "auto-sklearn out of Table 3)") from None
+
+
 def methods(args, s: C.Settings):
     import torch
 
-    from skdynemb import AutoMLRegressor, ElementFractionTransformer, ElemNetRegressor, MagpieTransformer
+    from skdynemb import ElementFractionTransformer, MagpieTransformer
 
     props = args.props or ["jarvis:formation_energy_peratom", "mp:band_gap"]
-    rows = []
+    models = ["ElemNet", "AutoML (FLAML)"] + (["AutoML (auto-sklearn)"] if args.autosklearn_budget else [])
+    rows, askl_seconds = [], []
     for key in props:
         data = C.load_property(key, s)
         tr, va, te = data.split
@@ -344,37 +373,51 @@ def methods(args, s: C.Settings):
             "Magpie": np.asarray(MagpieTransformer().fit().transform(data.compositions), np.float32),
         }
         for inp, X in inputs.items():
-            for model in ("ElemNet", "AutoML (FLAML)"):
+            for model in models:
                 maes = []
                 for seed in s.seeds:
                     def fit(X=X, model=model, seed=seed):
                         torch.set_num_threads(1)
-                        if model == "ElemNet":
-                            est = ElemNetRegressor(max_epochs=args.elemnet_epochs, patience=args.elemnet_patience,
-                                                   device=s.device, random_state=seed)
-                        else:
-                            est = AutoMLRegressor(time_budget=-1, max_iter=args.automl_iter, random_state=seed,
-                                                  estimator_list=["lgbm", "rf", "extra_tree"])
-                        est.fit(X[tr], data.y[tr])
-                        return {"test_mae": float(np.mean(np.abs(est.predict(X[te]) - data.y[te])))}
+                        t0 = time.perf_counter()
+                        est = _methods_estimator(model, args, s, seed).fit(X[tr], data.y[tr])
+                        return {"test_mae": float(np.mean(np.abs(est.predict(X[te]) - data.y[te]))),
+                                "fit_s": time.perf_counter() - t0}
                     keyd = {"t": 3, "prop": key, "input": inp, "model": model, "seed": seed, "n": len(data.y),
                             "split": C._index_digest(data.split), "ep": args.elemnet_epochs,
                             "pat": args.elemnet_patience, "it": args.automl_iter, "bb": s.backbone}
-                    maes.append(_cached(s, keyd, fit)["test_mae"])
+                    if model == "AutoML (auto-sklearn)":
+                        keyd |= {"askl": args.autosklearn_budget, "askl_run": _autosklearn_run_limit(args)}
+                    res = _cached(s, keyd, fit)
+                    maes.append(res["test_mae"])
+                    if model == "AutoML (auto-sklearn)":
+                        askl_seconds.append(res["fit_s"])
                     C.log(f"  [table 3] {key} {inp} {model} seed {seed}: {maes[-1]:.4g}")
                 m, sd = C.seed_stats(maes)
                 rows.append({"property": key, "input": inp, "width": X.shape[1], "model": model,
                              "train/test": f"{len(tr)}/{len(te)}", "test MAE": m, "std": sd})
     df = pd.DataFrame(rows)
+    described = (f"ElemNetRegressor(max_epochs={args.elemnet_epochs}, patience={args.elemnet_patience}, its own 10% "
+                 f"early-stopping hold-out); AutoMLRegressor(FLAML, time_budget=-1, max_iter={args.automl_iter}, "
+                 "estimator_list=[lgbm, rf, extra_tree])")
+    if args.autosklearn_budget:
+        described += (f"; AutoSklearnRegressor(auto-sklearn 0.15.0 in its Python 3.9 side env, "
+                      f"time_left_for_this_task={args.autosklearn_budget} s, per_run_time_limit="
+                      f"{_autosklearn_run_limit(args)} s, memory_limit=3072 MB, n_jobs=1, its defaults otherwise: "
+                      "25 meta-learning warm starts, holdout, ensemble of 50 selections)")
     meta = C.header("Table 3: ElemNet and AutoML on atom-averaged dynamic vectors vs composition features", s, {
         "split": "official JARVIS split for jarvis:*, seeded 80:10:10 otherwise; validation split unused",
         "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds",
-        "models": f"ElemNetRegressor(max_epochs={args.elemnet_epochs}, patience={args.elemnet_patience}, its "
-                  f"own 10% early-stopping hold-out); AutoMLRegressor(FLAML, time_budget=-1, max_iter="
-                  f"{args.automl_iter}, estimator_list=[lgbm, rf, extra_tree])",
+        "models": described,
     })
     notes = ["FLAML is run with a trial limit instead of a time budget, so its search (and this table) is "
              "reproducible for a seed; a time budget would make the number of trials depend on machine load"]
+    if args.autosklearn_budget:
+        notes.append(
+            f"auto-sklearn is run as it is meant to be, by a time budget ({args.autosklearn_budget} s a fit), so its "
+            "rows depend on machine speed and load and are not reproducible bit for bit; wall clock per "
+            "auto-sklearn fit (search, ensemble, side-interpreter start-up, predict): mean "
+            f"{np.mean(askl_seconds):.0f} s "
+            f"over {len(askl_seconds)} fits on a 2-core machine shared with other jobs")
     C.write_table(_rounded(df), "table3_methods", meta, Path(args.out), notes)
     return df
 
@@ -455,6 +498,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--elemnet-epochs", type=int, default=100)
     p.add_argument("--elemnet-patience", type=int, default=20)
     p.add_argument("--automl-iter", type=int, default=30)
+    p.add_argument("--autosklearn-budget", type=int, default=60, help="seconds per auto-sklearn fit in Table 3 "
+                   "(0 leaves auto-sklearn out; it needs the env of bash scripts/setup-autosklearn.sh)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)
     return p
@@ -471,6 +516,8 @@ def main(argv=None):
     s = C.settings_from(args)
     C.log(f"settings: {s}")
     commands = list(COMMANDS) if args.command == "all" else [args.command]
+    if "methods" in commands and args.autosklearn_budget:
+        _require_autosklearn()
     return {c: COMMANDS[c](args, s) for c in commands}
 
 

@@ -1,4 +1,4 @@
-"""AutoML regression (FLAML, optionally auto-sklearn) as a scikit-learn estimator."""
+"""AutoML regression (FLAML, or auto-sklearn in its own interpreter) as a scikit-learn estimator."""
 
 from __future__ import annotations
 
@@ -10,22 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skdynemb.models._common import is_compound_input
-
-_AUTOSKLEARN_METRICS = {
-    "mae": "mean_absolute_error",
-    "mse": "mean_squared_error",
-    "rmse": "root_mean_squared_error",
-    "r2": "r2",
-}
-
-_AUTOSKLEARN_HELP = (
-    "backend='autosklearn' needs auto-sklearn 0.15, which is not importable here: it requires its "
-    "own environment (Linux, Python 3.9, scikit-learn 0.24.2, numpy 1.23.5). Export the "
-    "features, e.g. np.savez('emb.npz', X_train=X_train, y_train=y_train, X_test=X_test), then in "
-    "that environment run autosklearn.regression.AutoSklearnRegressor(time_left_for_this_task=..., "
-    "metric=autosklearn.metrics.mean_absolute_error, seed=...).fit(X_train, y_train) and predict "
-    "X_test there."
-)
+from skdynemb.models.autosklearn import AutoSklearnRegressor
 
 
 class AutoMLRegressor(RegressorMixin, BaseEstimator):
@@ -34,23 +19,29 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     time_budget : search time in seconds (FLAML: -1 for no limit, then set ``max_iter``).
-    backend : "flaml" (FLAML's AutoML) or "autosklearn" (auto-sklearn 0.15, separate environment).
+    backend : "flaml" (FLAML's AutoML, in this environment) or "autosklearn" (also spelt
+        "auto-sklearn": auto-sklearn 0.15 run out of process by :class:`AutoSklearnRegressor`,
+        whose side env ``bash scripts/setup-autosklearn.sh`` creates).
     metric : metric minimised/maximised by the search: "mae", "mse", "rmse", "r2" (FLAML also
         takes its other metric names).
     estimator_list : learner names to search (FLAML: e.g. ["lgbm", "xgboost", "rf"]; auto-sklearn:
-        its regressor names); None searches the backend's default set.
+        its regressor names, e.g. ["random_forest", "gradient_boosting"]); None searches the
+        backend's default set.
     random_state : seed of the search. With FLAML the search is reproducible when it is ended by
         ``max_iter`` (``time_budget=-1``): FLAML's data splits use a fixed seed and its learners
         are seeded, so the same seed gives the same model. When the time budget ends the search,
         the number of trials depends on machine speed and load, and so may the chosen model.
+        auto-sklearn is reproducible likewise when ``max_iter`` ends its search and no run hits
+        a time or memory limit (see :class:`AutoSklearnRegressor`).
     n_jobs : parallel jobs of the learners (FLAML) or of the search (auto-sklearn).
-    max_iter : FLAML trial limit (None: no limit).
-    fit_kwargs : further keyword arguments for the backend's ``fit`` (FLAML) or constructor
-        (auto-sklearn), e.g. {"eval_method": "cv", "n_splits": 5}.
+    max_iter : trial limit (FLAML), pipeline-fit limit (auto-sklearn's ``max_runs``); None: no limit.
+    fit_kwargs : further keyword arguments for FLAML's ``fit``, e.g. {"eval_method": "cv",
+        "n_splits": 5}, or further :class:`AutoSklearnRegressor` parameters, e.g.
+        {"per_run_time_limit": 10, "ensemble_size": 20, "python": "/path/to/env/bin/python"}.
 
     Attributes
     ----------
-    model_ : the fitted ``flaml.AutoML`` or ``AutoSklearnRegressor``.
+    model_ : the fitted ``flaml.AutoML`` or :class:`AutoSklearnRegressor`.
     best_estimator_ : name of the chosen learner (FLAML) or None.
     n_iter_ : number of trials run.
     """
@@ -84,19 +75,19 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Search learners and hyper-parameters on (X, y) within the budget; refit the best."""
-        if self.backend not in ("flaml", "autosklearn"):
+        if self.backend not in ("flaml", "autosklearn", "auto-sklearn"):
             raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
         self._check_X(X)
         y = _numeric_targets(y)
+        if self.backend != "flaml":
+            self._fit_autosklearn(X, y)
+            return self
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         if isinstance(self.random_state, numbers.Integral):
             seed = int(self.random_state)
         else:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        if self.backend == "flaml":
-            self._fit_flaml(X, y, seed)
-        else:
-            self._fit_autosklearn(X, y, seed)
+        self._fit_flaml(X, y, seed)
         return self
 
     def _fit_flaml(self, X, y, seed):
@@ -121,32 +112,30 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         # flaml 2.7 exposes the trial count only as this private per-learner tally
         self.n_iter_ = int(sum(model._iter_per_learner.values()))
 
-    def _fit_autosklearn(self, X, y, seed):
-        try:
-            import autosklearn.metrics
-            import autosklearn.regression
-        except ImportError as exc:
-            raise ImportError(_AUTOSKLEARN_HELP) from exc
-        if self.metric not in _AUTOSKLEARN_METRICS:
-            raise ValueError(f"metric for auto-sklearn must be one of {sorted(_AUTOSKLEARN_METRICS)}")
-        include = {"regressor": list(self.estimator_list)} if self.estimator_list else None
-        model = autosklearn.regression.AutoSklearnRegressor(
+    def _fit_autosklearn(self, X, y):
+        if self.time_budget is None or self.time_budget <= 0:
+            raise ValueError(f"auto-sklearn needs a positive time_budget (seconds), got {self.time_budget!r}")
+        model = AutoSklearnRegressor(
             time_left_for_this_task=self.time_budget,
-            metric=getattr(autosklearn.metrics, _AUTOSKLEARN_METRICS[self.metric]),
-            include=include,
-            seed=seed,
+            max_runs=self.max_iter,
+            metric=self.metric,
+            include={"regressor": list(self.estimator_list)} if self.estimator_list else None,
+            random_state=self.random_state,
             n_jobs=self.n_jobs,
             **(self.fit_kwargs or {}),
         )
         model.fit(X, y)
         self.model_ = model
+        self.n_features_in_ = model.n_features_in_
         self.best_estimator_ = None
-        self.n_iter_ = len(model.cv_results_["params"])
+        self.n_iter_ = model.n_runs_
 
     def predict(self, X):
         """Predictions (n_samples,) in the unit of y."""
         check_is_fitted(self)
         self._check_X(X)
+        if isinstance(self.model_, AutoSklearnRegressor):
+            return self.model_.predict(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(-1)
 
