@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral
 
 import numpy as np
+from pymatgen.core import Composition
 from sklearn.utils.validation import check_is_fitted
 
 from skdynemb.backbones import available_backbones, load_backbone
@@ -15,6 +17,24 @@ from skdynemb.pooling import PooledStages
 from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
+
+
+def _reject_formulas(items, ids) -> None:
+    """Raise InvalidStructureError for the first item that is a chemical formula, not a structure."""
+    for i, obj in enumerate(items):
+        if not isinstance(obj, str) or "\n" in obj or len(obj) > 200 or os.path.exists(obj):
+            continue
+        try:
+            Composition(obj)
+        except Exception:  # not a formula either: to_crystals reports it
+            continue
+        raise InvalidStructureError(
+            i, None if ids is None else ids[i],
+            f"{obj!r} is a chemical formula, not a structure: DynamicEmbeddingTransformer needs crystal "
+            "structures (pymatgen/ASE/jarvis objects, dicts, CIF/POSCAR text or files); for compositions "
+            "use StaticEmbeddingTransformer (or MagpieTransformer / ElementFractionTransformer)",
+        )
+
 
 _COMPOUND_FEATURES = (None, "bond", "bond+angle")
 
@@ -158,6 +178,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         """
         check_is_fitted(self, "backbone_")
         items, ids = as_samples(X)
+        _reject_formulas(items, ids)
         crystals = to_crystals(items, ids=ids, n_jobs=self.n_jobs)
         root = cache_location(self.memory)
         cache = None if root is None else StageCache(root, self.backbone, self._fingerprint())
@@ -167,10 +188,8 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             progress=self.progress,
         )
         compounds = [self._compound(p, i, c.id) for i, (p, c) in enumerate(zip(pooled, crystals))]
-        if self.pooling == "element":
-            return ElementEmbeddings(compounds, self.feature_names_)
-        out = ElementEmbeddings(compounds, self.feature_names_).mean()
-        return self._wrap_output(out, X)
+        out = ElementEmbeddings(compounds, self.feature_names_)
+        return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
 
     def _fingerprint(self) -> str:
         """Weights hash for cache keys, computed once per fitted backbone."""

@@ -141,7 +141,5 @@ class StaticEmbeddingTransformer(SampleTransformer):
                 raise InvalidCompositionError(i, sample_id, str(exc)) from exc
             compounds.append(CompoundEmbedding(symbols, fractions, rows, sample_id))
         out = ElementEmbeddings(compounds, self.feature_names_)
-        if self.pooling == "element":
-            return out
-        return self._wrap_output(out.mean(), X)
+        return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
 

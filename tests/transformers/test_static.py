@@ -138,8 +138,9 @@ def test_pandas_output_names_and_index():
     assert isinstance(df, pd.DataFrame) and list(df.columns) == expected and list(df.index) == list("abcd")
     np.testing.assert_allclose(df.to_numpy(), StaticEmbeddingTransformer("magpie", pooling="mean").fit_transform(X))
     assert [c.id for c in StaticEmbeddingTransformer().fit_transform(X)] == list("abcd")
-    # per-element output is not tabular and passes through unchanged
-    element = StaticEmbeddingTransformer().set_output(transform="pandas").fit_transform(X)
+    # per-element output is not tabular: it comes back unchanged, with a warning saying so
+    with pytest.warns(UserWarning, match='no effect with pooling=.element.*pooling="mean"'):
+        element = StaticEmbeddingTransformer().set_output(transform="pandas").fit_transform(X)
     assert isinstance(element, ElementEmbeddings)
 
 
