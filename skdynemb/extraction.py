@@ -8,19 +8,11 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from skdynemb._device import resolve_device  # noqa: F401  (re-exported: extraction.resolve_device)
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache
 from skdynemb.pooling import PooledStages, pool_by_element
 from skdynemb.structures import Crystal
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is available")
-    return device
 
 
 def _run_batch(backbone: Backbone, crystals: Sequence[Crystal], threads: int | None) -> list[PooledStages]:

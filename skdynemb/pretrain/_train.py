@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from skdynemb._device import resolve_device
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
 from skdynemb.datasets.splits import train_val_test_split
 from skdynemb.errors import InvalidSampleError
@@ -86,9 +87,7 @@ def _write_lines(path: Path, rows: list[dict]) -> None:
 
 
 def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return torch.device(resolve_device(device))
 
 
 def _check_inputs(structures, targets, ids):
