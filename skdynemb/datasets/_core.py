@@ -190,6 +190,26 @@ class PropertyTask:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def to_frame(self, structures: bool = True) -> pd.DataFrame:
+        """The task as a DataFrame indexed by id: ``structure`` (parsed now), the target, ``split``.
+
+        Parameters
+        ----------
+        structures : bool, default=True
+            Include the ``structure`` column of pymatgen Structures (parsing every entry).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            Columns ``structure`` (if asked), ``self.name`` (float64) and ``split`` (if the
+            source has one), ready for matminer's ``featurize_dataframe(frame, "structure")``.
+        """
+        columns = {"structure": list(self.structures)} if structures else {}
+        columns[self.name] = self.y
+        if self.split is not None:
+            columns["split"] = self.split
+        return pd.DataFrame(columns, index=pd.Index(self.ids, name="id"))
+
     def split_indices(self) -> dict[str, np.ndarray]:
         """Positions (into this task) of the official ``train`` / ``val`` / ``test`` entries."""
         if self.split is None:
@@ -231,6 +251,44 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, n={len(self)}, targets={list(self.targets.columns)})"
+
+    def to_frame(self, structures: bool = True, splits: bool = True, info: bool = True) -> pd.DataFrame:
+        """The dataset as one DataFrame indexed by id, as matminer works with it.
+
+        Parameters
+        ----------
+        structures : bool, default=True
+            Include a ``structure`` column of pymatgen Structures (parsing every entry now).
+        splits : bool, default=True
+            Include the official split labels as ``<target>_split`` columns (where the source has them).
+        info : bool, default=True
+            Include the metadata columns (formula, space group, ...).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            ``structure``, then one float64 column per target (NaN where missing), then the split
+            and info columns.
+
+        Examples
+        --------
+        >>> from skdynemb.datasets import load_mp_elasticity
+        >>> df = load_mp_elasticity(limit=5).to_frame()  # doctest: +SKIP
+        >>> from matminer.featurizers.structure import DensityFeatures  # doctest: +SKIP
+        >>> DensityFeatures().featurize_dataframe(df, "structure")  # doctest: +SKIP
+        """
+        index = pd.Index(self.ids, name="id")
+        parts = [pd.DataFrame({"structure": list(self.structures)}, index=index)] if structures else []
+        parts.append(self.targets.set_axis(index))
+        if splits and self.splits is not None:
+            parts.append(self.splits.add_suffix("_split").set_axis(index))
+        if info and self.info is not None:
+            parts.append(self.info.set_axis(index))
+        names = [c for part in parts for c in part.columns]
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:
+            raise ValueError(f"{self.name}: columns {repeated} appear twice; pass info=False or splits=False")
+        return pd.concat(parts, axis=1)
 
     def subset(self, indices) -> Dataset:
         """The rows ``indices`` (int array, slice or boolean mask) as a new Dataset."""
