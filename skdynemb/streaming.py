@@ -591,12 +591,14 @@ def extract_to_file(
     ----------
     source : path or RecordSource
         See :func:`open_source` (``id_field`` / ``structure_field`` are passed to it).
-    output : path ending in ``.parquet`` or ``.npz``
+    output : str or Path
+        Ending in ``.parquet`` or ``.npz``.
         ``pooling="mean"``: columns ``id`` + features (npz: ``ids``, ``features`` (n, d),
         ``feature_names``). ``pooling="element"``: one row per (structure, element) with ``id``,
         ``element``, ``fraction`` + features (npz adds ``elements``, ``fractions``). Parquet is
         written part by part; npz is assembled in memory.
-    transformer : DynamicEmbeddingTransformer, optional (default: its defaults)
+    transformer : DynamicEmbeddingTransformer, optional
+        Default: one with its default parameters.
         Backbone, layer, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
         clone; yours is left as is). With ``n_jobs`` > 1 each batch is parsed and featurized
         by a joblib worker (any backend: loky, or dask under ``joblib.parallel_config("dask")``).

@@ -172,12 +172,18 @@ class PropertyTask:
 
     Attributes
     ----------
-    name : the target's column name.
-    ids : (n,) entry ids.
-    structures : lazily parsed pymatgen Structures, aligned with ``ids``.
-    y : (n,) float64 target values (units as in the source; see the loader).
-    split : (n,) object array of ``"train"`` / ``"val"`` / ``"test"``, or None when the source has none.
-    index : (n,) rows of the parent :class:`Dataset`.
+    name : str
+        The target's column name.
+    ids : ndarray of shape (n,)
+        Entry ids.
+    structures : LazyStructures
+        Lazily parsed pymatgen Structures, aligned with ``ids``.
+    y : ndarray of shape (n,), float64
+        Target values (units as in the source; see the loader).
+    split : ndarray of shape (n,) or None
+        Object array of ``"train"`` / ``"val"`` / ``"test"``; None when the source has none.
+    index : ndarray of shape (n,)
+        Rows of the parent :class:`Dataset`.
     """
 
     name: str
@@ -223,13 +229,19 @@ class Dataset:
 
     Attributes
     ----------
-    name : dataset name.
-    ids : (n,) entry ids (str).
-    structures : :class:`LazyStructures` aligned with ``ids``.
-    targets : DataFrame indexed by id, one float64 column per property; NaN marks a missing value.
-    splits : DataFrame indexed by id, one column per property with official ``"train"``/``"val"``/
-        ``"test"`` labels (None where the property is missing), or None when the source has none.
-    info : DataFrame indexed by id of non-target metadata (formula, space group, ...), or None.
+    name : str
+        Dataset name.
+    ids : ndarray of shape (n,)
+        Entry ids (str).
+    structures : LazyStructures
+        Lazily parsed structures aligned with ``ids``.
+    targets : pandas.DataFrame
+        Indexed by id, one float64 column per property; NaN marks a missing value.
+    splits : pandas.DataFrame or None
+        Indexed by id, one column per property with official ``"train"``/``"val"``/``"test"``
+        labels (None where the property is missing); None when the source has none.
+    info : pandas.DataFrame or None
+        Indexed by id, non-target metadata (formula, space group, ...).
     """
 
     name: str

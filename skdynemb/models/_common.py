@@ -194,7 +194,8 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
 
         Returns
         -------
-        self : the fitted estimator
+        self : TorchRegressor
+            The fitted estimator.
         """
         self._check_common_params()
         self._check_params()

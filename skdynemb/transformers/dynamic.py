@@ -74,10 +74,14 @@ class DynamicEmbeddingTransformer(SampleTransformer):
 
     Attributes
     ----------
-    backbone_ : the loaded :class:`~skdynemb.backbones.Backbone`
-    layers_ : list of int, the selected stage indices
-    feature_names_ : ndarray of str, names of the row features
+    backbone_ : Backbone
+        The loaded :class:`~skdynemb.backbones.Backbone`.
+    layers_ : list of int
+        The selected stage indices.
+    feature_names_ : ndarray of str
+        Names of the row features (``get_feature_names_out()``).
     n_features_out_ : int
+        Number of features per row.
     """
 
     def __init__(

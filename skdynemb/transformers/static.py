@@ -107,8 +107,10 @@ class StaticEmbeddingTransformer(SampleTransformer):
 
     Attributes
     ----------
-    feature_names_ : ndarray of str, names of the row features
-    n_features_out_ : int, the table width
+    feature_names_ : ndarray of str
+        Names of the row features (``get_feature_names_out()``).
+    n_features_out_ : int
+        The table width.
     """
 
     def __init__(self, embedding="matscholar200", pooling="element"):
