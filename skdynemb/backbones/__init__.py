@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from skdynemb._optional import needs_extra
 from skdynemb.backbones.base import Backbone, StageOutput
 
 # name -> (module, default weights passed to its ``load``; None = the module's own default)
@@ -36,7 +37,8 @@ def load_backbone(name: str, weights: str | Path | None = None, device: str = "c
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
     module_name, default = _REGISTRY[name]
-    module = importlib.import_module(module_name)
+    with needs_extra(f"the {name!r} backbone"):  # e.g. chgnet: pip install "skdynemb[chgnet]"
+        module = importlib.import_module(module_name)
     backbone = module.load(weights if weights is not None else default)
     backbone.module.eval()
     return backbone.to(device)
