@@ -119,3 +119,12 @@ def test_mkdocs_build_strict_from_another_directory(tmp_path):
     for script in sorted((REPO / "examples").glob("*.py")):
         first_line = script.read_text().splitlines()[0]
         assert first_line in examples, f"{script.name} is not on the examples page"
+
+
+@pytest.mark.parametrize("module", ["skdynemb.static_tables", "skdynemb.citations", "skdynemb.transformers.static",
+                                    "skdynemb.models.roost", "skdynemb.datasets._core"])
+def test_docstring_examples_run(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

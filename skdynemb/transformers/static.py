@@ -111,6 +111,15 @@ class StaticEmbeddingTransformer(SampleTransformer):
         Names of the row features (``get_feature_names_out()``).
     n_features_out_ : int
         The table width.
+
+    Examples
+    --------
+    >>> from skdynemb import StaticEmbeddingTransformer
+    >>> emb = StaticEmbeddingTransformer("megnet16").fit_transform(["LiCoO2", "NaCl"])
+    >>> emb[0].elements, emb[0].features.shape
+    (('Li', 'O', 'Co'), (3, 16))
+    >>> StaticEmbeddingTransformer("megnet16", pooling="mean").fit_transform(["LiCoO2", "NaCl"]).shape
+    (2, 16)
     """
 
     def __init__(self, embedding="matscholar200", pooling="element"):
