@@ -20,6 +20,8 @@ smoke=(tests/test_common_mistakes.py tests/test_citations.py tests/transformers/
 forbidden=(wandb tensorboard umap-learn numba)
 status=0
 mkdir -p "$work"
+# the installed package looks for ../shared beside itself; point it at the checkout's
+[ -d "$repo/../shared/data" ] && export SKDYNEMB_SHARED=${SKDYNEMB_SHARED:-$(cd "$repo/../shared" && pwd)}
 for v in "${versions[@]}"; do
     py=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/"$v"*/bin/python 2>/dev/null | sort -V | tail -1 || true)
     [ -n "$py" ] || py=$(command -v "python$v" || true)

@@ -50,8 +50,14 @@ def test_pandas_output_with_element_pooling_warns():
             assert t.fit_transform(X).shape[0] == len(X)
 
 
-@pytest.mark.parametrize("make", [nacl, lambda: nacl().composition, lambda: to_crystal(nacl()),
-                                  lambda: __import__("pymatgen.io.ase", fromlist=["x"]).AseAtomsAdaptor.get_atoms(nacl())])
+def ase_atoms():
+    pytest.importorskip("ase")
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    return AseAtomsAdaptor.get_atoms(nacl())
+
+
+@pytest.mark.parametrize("make", [nacl, lambda: nacl().composition, lambda: to_crystal(nacl()), ase_atoms])
 def test_a_single_structure_where_a_list_is_expected(make):
     one = make()
     with pytest.raises(TypeError, match=r"X is a single \w+ \w+, not a sequence of samples; wrap it in a list"):
