@@ -37,8 +37,9 @@ for v in "${versions[@]}"; do
     "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$repo"   # this checkout, even if reused
     "$venv/bin/python" -m pip install --quiet "$repo" pytest
     echo "   install: $(( $(date +%s) - start )) s, venv $(du -sh "$venv" | cut -f1)"
-    (cd "$work" && "$venv/bin/python" -c "import skdynemb, torch; print('   skdynemb', skdynemb.__version__, 'from', skdynemb.__file__, '| torch', torch.__version__)") \
-        | tee /dev/stderr | grep -q "$venv" || { echo "   FAIL: skdynemb not imported from the venv"; status=1; }
+    where=$(cd "$work" && "$venv/bin/python" -c "import skdynemb, torch; print('skdynemb', skdynemb.__version__, 'from', skdynemb.__file__, '| torch', torch.__version__)")
+    echo "   $where"
+    case $where in *"$venv"*) ;; *) echo "   FAIL: skdynemb not imported from the venv"; status=1;; esac
     (cd "$work" && "$venv/bin/python" -m skdynemb --version)
     present=$("$venv/bin/python" -m pip list --format=freeze | cut -d= -f1 | tr '[:upper:]_' '[:lower:]-' | grep -xF -f <(printf '%s\n' "${forbidden[@]}") || true)
     if [ -n "$present" ]; then echo "   FAIL: the core install pulled: $present"; status=1; else echo "   ok: none of ${forbidden[*]}"; fi
