@@ -6,6 +6,8 @@ with ``subparsers.add_parser(...)`` and sets ``handler`` (parsed args -> exit co
 :data:`COMMANDS`. Modules are imported only to register; handlers import heavy libraries
 themselves, so ``skdynemb --help`` stays fast.
 
+Global options (``--traceback``) are accepted before or after the subcommand.
+
 Exit codes: 0 success, 1 error (bad input, invalid structure, conflicting files), 2 bad
 usage, 130 interrupted (Ctrl-C; ``extract`` keeps finished chunks and resumes on re-run).
 """
@@ -76,14 +78,16 @@ def add_extract_cli(subparsers) -> None:
             "  skdynemb extract mp.json.gz -o emb.parquet --id-field material_id --structure-field cif "
             "--layer all --pooling element --n-jobs 2 --skip-invalid\n"
             "  skdynemb extract matbench_dielectric.json.gz -o emb.npz --dask tcp://scheduler:8786\n"
+            "  skdynemb extract df.json.gz -o emb.parquet   # matminer store_dataframe_as_json(df, ...)\n"
             "exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (re-run to resume)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "input",
-        help="folder of CIF/POSCAR files (ids = file stems), or JSON/JSON.GZ: a list of records "
-        "(id + structure as pymatgen dict or CIF/POSCAR text) or a pandas 'columns' table",
+        help="folder of CIF/POSCAR files (ids = file stems), or JSON/JSON.GZ/JSON.BZ2: a list of records "
+        "(id + structure as pymatgen dict or CIF/POSCAR text), or a pandas 'columns' or 'split' table "
+        "(matminer's store_dataframe_as_json)",
     )
     p.add_argument("-o", "--output", required=True, help="output file, .parquet or .npz")
     p.add_argument("--backbone", default="cgcnn-mp-eform", help="registered backbone (see `skdynemb backbones`)")
@@ -134,8 +138,11 @@ def run_extract(args) -> int:
 
     import joblib
 
+    from skdynemb._optional import needs_extra
     from skdynemb.errors import BackboneBatchError, InvalidStructureError
-    from skdynemb.streaming import extract_to_file, parts_dir
+
+    with needs_extra("skdynemb extract (its part files are parquet)"):
+        from skdynemb.streaming import extract_to_file, parts_dir
     from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
     n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1
@@ -147,7 +154,8 @@ def run_extract(args) -> int:
     try:
         with ExitStack() as stack:
             if args.dask is not None:
-                from dask.distributed import Client
+                with needs_extra("--dask"):
+                    from dask.distributed import Client
 
                 stack.enter_context(Client(args.dask))
                 stack.enter_context(joblib.parallel_config("dask"))
@@ -217,22 +225,48 @@ def run_backbones(args) -> int:
 
 
 # ----------------------------------------------------------------------------- entry point
+_TRACEBACK_HELP = "show full tracebacks of errors"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``skdynemb`` parser with every subcommand of :data:`COMMANDS` registered.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+    """
+    from skdynemb import __version__
+
     parser = argparse.ArgumentParser(
         prog="skdynemb",
         description="Dynamic (structure-aware) element embeddings from pretrained GNNs.",
         epilog="exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted",
     )
-    parser.add_argument("--traceback", action="store_true", help="show full tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"skdynemb {__version__}")
+    parser.add_argument("--traceback", action="store_true", help=_TRACEBACK_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for spec in COMMANDS:
         module, function = spec.split(":")
         getattr(importlib.import_module(module), function)(subparsers)
+    for sub in subparsers.choices.values():  # global options after the subcommand too
+        # SUPPRESS: when not given here, the value parsed before the subcommand stays
+        sub.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=_TRACEBACK_HELP)
     return parser
 
 
 def main(argv=None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    code : int
+        The exit code: 0 ok, 1 error, 2 bad usage (argparse exits itself), 130 interrupted.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

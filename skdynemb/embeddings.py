@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: why per-element embeddings are not a 2-D array, and what to do instead
+NOT_A_2D_ARRAY = (
+    "per-element embeddings (ElementEmbeddings / CompoundEmbedding: one row per element, a different "
+    "number of rows per compound) are not a 2-D feature array. RoostRegressor takes them as they are; "
+    "an estimator that needs one vector per compound (Ridge, ElemNetRegressor, AutoMLRegressor, ...) "
+    "needs pooling=\"mean\" in the transformer (or ElementEmbeddings.mean())"
+)
+
 
 @dataclass(frozen=True, eq=False)
 class CompoundEmbedding:
@@ -43,6 +51,9 @@ class CompoundEmbedding:
         )
 
     __hash__ = None
+
+    def __float__(self):
+        raise TypeError(NOT_A_2D_ARRAY)
 
 
 class ElementEmbeddings(Sequence):
@@ -86,6 +97,15 @@ class ElementEmbeddings(Sequence):
         )
 
     __hash__ = None
+
+    def __array__(self, dtype=None, copy=None):
+        """An object array of the compounds with ``dtype=object``; any other array is refused
+        (TypeError saying to pool them), so a 2-D estimator fails with a clear message."""
+        if dtype is not None and np.dtype(dtype) == object:
+            out = np.empty(len(self), dtype=object)
+            out[:] = self.compounds
+            return out
+        raise TypeError(NOT_A_2D_ARRAY)
 
     def mean(self) -> np.ndarray:
         """Fraction-weighted mean row per compound, (n_samples, d): the atom-averaged vector."""

@@ -18,6 +18,7 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from skdynemb._device import resolve_device  # noqa: F401  (re-exported: extraction.resolve_device)
 from skdynemb._workers import exit_with_parent
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache
@@ -31,15 +32,6 @@ SampleError = tuple[int, "str | None", str]
 _OUT_OF_MEMORY = (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
 #: Exceptions that, raised for a batch of one structure, are that structure's fault.
 _SAMPLE_FAULTS = (ValueError, RuntimeError, IndexError, KeyError, ArithmeticError, AssertionError)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but no CUDA GPU is available")
-    return device
 
 
 def is_sample_fault(exc: BaseException) -> bool:

@@ -88,16 +88,10 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
         return [f"dynemb_{name}" for name in self._fitted().get_feature_names_out()]
 
     def citations(self):
-        return [
-            "@article{gupta2024dynamic, title={Dynamic Embedding Representation for GNNs to Enhance "
-            "Materials Property Prediction with Limited Datasets}, author={Gupta, Vishu and others}, year={2024}}",
-            "@article{choudhary2021alignn, title={Atomistic Line Graph Neural Network for improved materials "
-            "property predictions}, author={Choudhary, Kamal and DeCost, Brian}, journal={npj Computational "
-            "Materials}, volume={7}, pages={185}, year={2021}}",
-            "@article{xie2018cgcnn, title={Crystal Graph Convolutional Neural Networks for an Accurate and "
-            "Interpretable Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, "
-            "journal={Physical Review Letters}, volume={120}, pages={145301}, year={2018}}",
-        ]
+        """BibTeX entries: the method's paper, then the works behind ``backbone`` (network, training data)."""
+        from skdynemb.citations import citations
+
+        return citations(self.backbone)
 
     def implementors(self):
         return ["skdynemb developers"]

@@ -43,13 +43,20 @@ class AlignnGraph:
 
     Attributes
     ----------
-    atomic_numbers : (N,) int64.
-    edge_src, edge_dst : (E,) int64 directed edges (both directions of every bond are stored).
-    edge_r : (E, 3) float32 bond vector src -> dst in Å.
-    edge_image : (E, 3) int64 lattice image of dst, ``edge_r = (frac[dst] + image - frac[src]) @ L``.
-    lg_src, lg_dst : (T,) int64 line-graph edges, as indices into the edges.
-    lg_h : (T,) float32 cosine of the bond angle between edges ``lg_src`` and ``lg_dst``.
-    cutoff : the neighbour cutoff actually used (Å), after any extension.
+    atomic_numbers : ndarray of shape (N,), int64
+        Atomic number of each site.
+    edge_src, edge_dst : ndarray of shape (E,), int64
+        Directed edges (both directions of every bond are stored).
+    edge_r : ndarray of shape (E, 3), float32
+        Bond vector src -> dst in Å.
+    edge_image : ndarray of shape (E, 3), int64
+        Lattice image of dst, ``edge_r = (frac[dst] + image - frac[src]) @ L``.
+    lg_src, lg_dst : ndarray of shape (T,), int64
+        Line-graph edges, as indices into the edges.
+    lg_h : ndarray of shape (T,), float32
+        Cosine of the bond angle between edges ``lg_src`` and ``lg_dst``.
+    cutoff : float
+        The neighbour cutoff actually used (Å), after any extension.
     """
 
     atomic_numbers: np.ndarray
@@ -217,9 +224,12 @@ def build_alignn_graph(crystal, cutoff: float = 8.0, max_neighbors: int = 12) ->
 
     Parameters
     ----------
-    crystal : :class:`~skdynemb.structures.Crystal` (other structure types are coerced).
-    cutoff : initial neighbour cutoff in Å (grown automatically, see module docstring).
-    max_neighbors : k, the neighbour shell every site keeps.
+    crystal : Crystal
+        A :class:`~skdynemb.structures.Crystal` (other structure types are coerced).
+    cutoff : float
+        Initial neighbour cutoff in Å (grown automatically, see module docstring).
+    max_neighbors : int
+        k, the neighbour shell every site keeps.
     """
     from skdynemb.structures import Crystal, to_crystal
 

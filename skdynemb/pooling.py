@@ -14,9 +14,16 @@ from skdynemb.backbones.base import StageOutput
 class PooledStages:
     """One structure's stage features pooled by element (the unit that is cached).
 
-    elements : symbols sorted by atomic number; fractions : atomic fractions (sum 1);
-    stages : per stage, an (n_elements, d_s) float32 array, row = mean over that element's atoms;
-    bond / angle : per stage, the structure's mean bond / angle feature vector (or None).
+    Attributes
+    ----------
+    elements : tuple of str
+        Element symbols sorted by atomic number.
+    fractions : ndarray of shape (n_elements,)
+        Atomic fractions (sum 1).
+    stages : list of ndarray
+        Per stage, an (n_elements, d_s) float32 array; row = mean over that element's atoms.
+    bond, angle : list of ndarray or None
+        Per stage, the structure's mean bond / angle feature vector (None without them).
     """
 
     elements: tuple[str, ...]

@@ -11,6 +11,7 @@ result is identical to an uninterrupted run, one row (set) per input structure, 
 
 from __future__ import annotations
 
+import bz2
 import copy
 import csv
 import gzip
@@ -136,8 +137,12 @@ class _JsonReader:
 
 def _open_text(path: Path):
     with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    if magic == b"BZh":  # matminer's store_dataframe_as_json(..., compression="bz2")
+        return bz2.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
 @dataclass
@@ -279,13 +284,74 @@ def _columns_source(path: Path, id_field, structure_field) -> RecordSource:
     return RecordSource(path, _check_unique(ids, path), iterate)
 
 
+#: top-level keys of a pandas "split" table, as matminer's ``store_dataframe_as_json`` writes it
+_SPLIT_KEYS = ("index", "columns", "data")
+
+
+def _split_ids(path: Path, id_field, structure_field) -> tuple[list[str], int]:
+    """First pass over a pandas "split" table: ids (the index, or ``id_field``'s values), and the
+    position of the structure column. Rows are read one at a time."""
+    index, columns, id_values, n_rows, where = None, None, [], 0, f"{path}: table"
+    with _open_text(path) as fh:
+        reader = _JsonReader(fh, str(path))
+        for key in reader.keys():
+            if key != "data":
+                value = reader.value()
+                index = value if key == "index" else index
+                columns = [str(c) for c in value] if key == "columns" else columns
+                continue
+            if columns is None:
+                raise ValueError(f"{path}: 'data' comes before 'columns' in this pandas 'split' table")
+            structure_field = pick_field(structure_field, STRUCTURE_FIELDS, columns, "structure", where, "--structure-field")
+            id_col = None if id_field is None else columns.index(pick_field(id_field, (), columns, "id", where, "--id-field"))
+            for i, row in enumerate(reader.items()):
+                if not isinstance(row, list) or len(row) != len(columns):
+                    raise ValueError(f"{path}: row {i} is not a list of {len(columns)} values (columns {columns})")
+                if id_col is not None:
+                    if row[id_col] is None:
+                        raise ValueError(f"{path}: row {i} has no {id_field!r} value")
+                    id_values.append(str(row[id_col]))
+                n_rows += 1
+    if columns is None or (id_field is None and index is None):
+        raise ValueError(f"{path}: a pandas 'split' table needs 'columns'{'' if id_field else ', index'} and 'data'")
+    ids = id_values if id_field is not None else [str(i) for i in index]
+    if len(ids) != n_rows:
+        raise ValueError(f"{path}: {len(ids)} index labels for {n_rows} rows")
+    return ids, columns.index(structure_field)
+
+
+def _split_source(path: Path, id_field, structure_field) -> RecordSource:
+    ids, structure_col = _split_ids(path, id_field, structure_field)
+
+    def iterate():
+        with _open_text(path) as fh:
+            reader = _JsonReader(fh, str(path))
+            for key in reader.keys():
+                if key != "data":
+                    reader.value()
+                    continue
+                for i, row in enumerate(reader.items()):
+                    yield ids[i], row[structure_col]
+                return
+
+    return RecordSource(path, _check_unique(ids, path), iterate)
+
+
+def _is_split_table(path: Path) -> bool:
+    """A "split" table starts with one of its keys holding a list ("columns" tables hold objects)."""
+    with _open_text(path) as fh:
+        reader = _JsonReader(fh, str(path))
+        return next(reader.keys(), None) in _SPLIT_KEYS and reader.peek() == "["
+
+
 def open_source(path, id_field: str | None = None, structure_field: str | None = None) -> RecordSource:
     """Open a structure collection for streaming; reads ids (one light pass) and checks them.
 
     ``path``: a folder of CIF/POSCAR files (ids = file stems), or a JSON / JSON.GZ file with
     either a list of records (``id_field`` + ``structure_field`` per record; the structure a
-    pymatgen dict or CIF/POSCAR text) or a pandas "columns" table (ids = the row index, or the
-    ``id_field`` column). Field names default to the first of :data:`ID_FIELDS` /
+    pymatgen dict or CIF/POSCAR text) or a pandas "columns" or "split" table (ids = the row index,
+    or the ``id_field`` column; "split" is what matminer's ``store_dataframe_as_json`` writes, also
+    bz2-compressed). Field names default to the first of :data:`ID_FIELDS` /
     :data:`STRUCTURE_FIELDS` present. Duplicate or missing ids raise ``ValueError``.
     """
     path = Path(path)
@@ -303,10 +369,12 @@ def open_source(path, id_field: str | None = None, structure_field: str | None =
     if first == "[":
         return _records_source(path, id_field, structure_field)
     if first == "{":
+        if _is_split_table(path):
+            return _split_source(path, id_field, structure_field)
         return _columns_source(path, id_field, structure_field)
     raise ValueError(
-        f"{path}: expected a folder of CIF/POSCAR files, or a JSON (or JSON.GZ) list of records or pandas "
-        "'columns' table"
+        f"{path}: expected a folder of CIF/POSCAR files, or a JSON (or JSON.GZ / .BZ2) list of records or "
+        "pandas 'columns' / 'split' table (matminer's store_dataframe_as_json)"
     )
 
 
@@ -550,12 +618,14 @@ def extract_to_file(
     ----------
     source : path or RecordSource
         See :func:`open_source` (``id_field`` / ``structure_field`` are passed to it).
-    output : path ending in ``.parquet`` or ``.npz``
+    output : str or Path
+        Ending in ``.parquet`` or ``.npz``.
         ``pooling="mean"``: columns ``id`` + features (npz: ``ids``, ``features`` (n, d),
         ``feature_names``). ``pooling="element"``: one row per (structure, element) with ``id``,
         ``element``, ``fraction`` + features (npz adds ``elements``, ``fractions``). Parquet is
         written part by part; npz is assembled in memory.
-    transformer : DynamicEmbeddingTransformer, optional (default: its defaults)
+    transformer : DynamicEmbeddingTransformer, optional
+        Default: one with its default parameters.
         Backbone, layer, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
         clone; yours is left as is). With ``n_jobs`` > 1 each batch is parsed and featurized
         by a joblib worker (any backend: loky, or dask under ``joblib.parallel_config("dask")``).

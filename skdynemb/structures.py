@@ -47,10 +47,14 @@ class Crystal:
 
     Attributes
     ----------
-    lattice : (3, 3) float64, rows are lattice vectors in Å.
-    frac_coords : (N, 3) float64 fractional coordinates, as given (not wrapped).
-    numbers : (N,) int64 atomic numbers, one per site, in site order.
-    id : optional identifier carried through to outputs and error messages.
+    lattice : ndarray of shape (3, 3), float64
+        Rows are the lattice vectors in Å.
+    frac_coords : ndarray of shape (N, 3), float64
+        Fractional coordinates, as given (not wrapped).
+    numbers : ndarray of shape (N,), int64
+        Atomic numbers, one per site, in site order.
+    id : str or None
+        Identifier carried through to outputs and error messages.
     """
 
     lattice: np.ndarray

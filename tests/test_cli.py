@@ -169,3 +169,57 @@ def test_structure_folder_with_an_unknown_element(tmp_path, capsys):
     with open(streaming.errors_path(out)) as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["id"] == "og" and "atomic number(s) [118]" in row["reason"]
+
+
+def test_version_and_python_dash_m_skdynemb():
+    from skdynemb import __version__
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argv in (["-m", "skdynemb", "--version"], ["-m", "skdynemb.cli", "--version"]):
+        proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stdout.strip() == f"skdynemb {__version__}"
+    proc = subprocess.run([sys.executable, "-m", "skdynemb", "backbones", "--help"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--traceback" in proc.stdout
+
+
+def test_traceback_is_accepted_before_and_after_the_subcommand(tmp_path, capsys):
+    argv = ["extract", str(tmp_path / "none.json"), "-o", str(tmp_path / "x.parquet")]
+    assert cli.main(argv) == 1 and "no such input" in capsys.readouterr().err
+    for full in (["--traceback", *argv], [*argv, "--traceback"]):
+        assert cli.build_parser().parse_args(full).traceback is True
+        with pytest.raises(FileNotFoundError, match="no such input"):
+            cli.main(full)
+    assert cli.build_parser().parse_args(argv).traceback is False
+
+
+@pytest.mark.parametrize("compression", [None, "bz2", "gz"])
+def test_extract_reads_a_matminer_json_dataframe(mp_file, tmp_path, capsys, compression):
+    """A DataFrame stored by matminer's store_dataframe_as_json (pandas 'split', Monty-encoded
+    Structures) goes through `extract`, ids from its index or from a column."""
+    import pandas as pd
+    from matminer.utils.io import store_dataframe_as_json
+
+    _, ids, structures = mp_file
+    df = pd.DataFrame({"material_id": ids[:9], "structure": structures[:9], "e_form": np.arange(9.0)},
+                      index=[f"row{i}" for i in range(9)])
+    path = tmp_path / "df.json"
+    store_dataframe_as_json(df, str(path), compression=compression, pbar=False)
+    path = next(tmp_path.glob("df.json*"))
+    expected = DynamicEmbeddingTransformer(pooling="mean", device="cpu", progress=False).fit().transform(structures[:9])
+    for extra, want_ids in (([], list(df.index)), (["--id-field", "material_id"], ids[:9])):
+        out = tmp_path / f"emb{len(extra)}.npz"
+        assert cli.main(["extract", str(path), "-o", str(out), *extra, *FAST]) == 0, capsys.readouterr().err
+        z = np.load(out)
+        assert list(z["ids"]) == want_ids
+        np.testing.assert_allclose(z["features"], expected, rtol=1e-6, atol=1e-6)
+    assert cli.main(["extract", str(path), "-o", str(tmp_path / "x.npz"), "--structure-field", "cif", *FAST]) == 1
+    assert "no structure field 'cif'" in capsys.readouterr().err
+
+
+def test_a_missing_extra_is_named(monkeypatch, tmp_path, capsys):
+    """Without pyarrow, `extract` says which extra installs it instead of a bare ModuleNotFoundError."""
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # makes `import pyarrow` fail
+    monkeypatch.delitem(sys.modules, "skdynemb.streaming")
+    assert cli.main(["extract", str(tmp_path / "in.json"), "-o", str(tmp_path / "x.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "'pyarrow'" in err and 'pip install "skdynemb[parquet]"' in err

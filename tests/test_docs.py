@@ -74,7 +74,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-def test_mkdocs_build_strict(tmp_path):
+def test_mkdocs_build_strict_from_another_directory(tmp_path):
     missing = [m for m in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python") if not _installed(m)]
     if missing:
         pytest.skip(f"docs toolchain not installed ({', '.join(missing)}); pip install -e '.[dev]'")
@@ -82,7 +82,7 @@ def test_mkdocs_build_strict(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"), "-d", str(site)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,  # not the repository root
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
 
@@ -98,8 +98,33 @@ def test_mkdocs_build_strict(tmp_path):
         assert not re.search(r":(class|func|meth|data|mod):`", text), f"{page}: raw Sphinx role"
         assert "&lt;autoref" not in text, f"{page}: cross-reference markup shown as text"
 
+    # the user-facing pages exist; the results page shows the committed tables and plots
+    for page in ("installation", "gpu", "results", "faq", "citing", "changelog"):
+        assert (site / page / "index.html").is_file(), f"no {page} page"
+    installation = (site / "installation" / "index.html").read_text()
+    assert "download.pytorch.org/whl/cpu" in installation and "skdynemb[chgnet]" in installation
+    results = (site / "results" / "index.html").read_text()
+    images = re.findall(r'<img[^>]*src="\.\./([^"]+\.png)"', results)
+    committed = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "benchmarks" / "results").rglob("*.png"))
+    assert sorted(images) == committed
+    assert all((site / image).is_file() for image in images)
+    assert "Table 2: Roost with static vs dynamic element embeddings" in results and results.count("<table>") >= 10
+    # typed numpydoc entries render their type as written (no type guessing from prose)
+    roost = html.unescape(re.sub(r"<[^>]+>", " ", models))
+    assert re.search(r"batch_size\s+int\s+Compounds per batch", roost), "batch_size entry not typed"
+    assert re.search(r"history_\s+list of skorch.History", roost)
+
     # the examples page embeds the example scripts themselves
     examples = html.unescape(re.sub(r"<[^>]+>", "", (site / "examples" / "index.html").read_text()))
     for script in sorted((REPO / "examples").glob("*.py")):
         first_line = script.read_text().splitlines()[0]
         assert first_line in examples, f"{script.name} is not on the examples page"
+
+
+@pytest.mark.parametrize("module", ["skdynemb.static_tables", "skdynemb.citations", "skdynemb.transformers.static",
+                                    "skdynemb.models.roost", "skdynemb.datasets._core"])
+def test_docstring_examples_run(module):
+    import doctest
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

@@ -81,7 +81,7 @@ def static_vs_dynamic(args, s: C.Settings):
             fit_rows.append({"property": key, "embedding": emb, "seed": seed, "val MAE": r["val_mae"],
                              "test MAE": r["test_mae"]})
         parity[key] = (data.y[data.split[2]], res[(best_static, s.seeds[0])]["pred_test"],
-                       res[(last, s.seeds[0])]["pred_test"], best_static, data.spec.unit)
+                       res[(last, s.seeds[0])]["pred_test"], best_static, data.spec.unit, last)
         C.log(f"[table 2] {key} done in {time.time() - t0:.0f} s")
         _write_table2(rows, fit_rows, parity, s, sel, Path(args.out), props)
     return pd.DataFrame(rows)
@@ -120,19 +120,53 @@ def _rounded(df: pd.DataFrame) -> pd.DataFrame:
     return df.apply(lambda c: c.map(lambda v: float(f"{v:.4g}")) if c.dtype.kind == "f" else c)
 
 
-def _plot_table2(df, parity, out: Path, meta):
+#: % changes beyond this are drawn clipped at it, their value written at the bar's end
+PCT_CLIP = 100.0
+
+
+def _plot_pct_change(df, path: Path, caption: str):
+    """Horizontal bars of the % change in test MAE (dynamic vs best static), clipped at
+    ±:data:`PCT_CLIP` so that one property near zero (a huge relative change) does not squash
+    every other bar."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.8))
     yy = np.arange(len(df))
-    ax.barh(yy - 0.2, df["dynamic %"], 0.4, label="dynamic (last stage)")
-    ax.barh(yy + 0.2, df["tuned %"], 0.4, label="dynamic (stage tuned on val)")
+    for offset, column, label in ((-0.2, "dynamic %", "dynamic (last stage)"),
+                                  (0.2, "tuned %", "dynamic (stage tuned on val)")):
+        values = df[column].to_numpy(dtype=float)
+        ax.barh(yy + offset, np.clip(values, -PCT_CLIP, PCT_CLIP), 0.4, label=label)
+        for y, v in zip(yy + offset, values):
+            if abs(v) > PCT_CLIP:
+                x = np.sign(v) * PCT_CLIP
+                ax.text(x, y, f" {v:+.0f}% ", va="center", ha="right" if v > 0 else "left", fontsize=6,
+                        color="white", fontweight="bold")
+    ax.set_xlim(-PCT_CLIP * 1.02, PCT_CLIP * 1.02)
     ax.set_yticks(yy, [p + (" *" if f else "") for p, f in zip(df["property"], df["flag"])], fontsize=7)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("% change in test MAE vs best static (negative = dynamic better)")
+    ax.set_xlabel(f"% change in test MAE vs best static (negative = dynamic better)\n"
+                  f"bars clipped at ±{PCT_CLIP:.0f}%, the value written inside", fontsize=8)
     ax.legend(fontsize=7)
     ax.invert_yaxis()
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    _savefig(fig, out / "table2_pct_change.png", f"{meta['settings']}. * = mostly zeros")
+    _savefig(fig, path, caption)
+
+
+def replot_table2(out) -> Path:
+    """Redraw ``table2_pct_change.png`` from the committed ``table2_static_vs_dynamic.csv`` in
+    ``out`` (no refitting; the parity plot needs the fits' predictions and is not redrawn)."""
+    out = Path(out)
+    csv_path = out / "table2_static_vs_dynamic.csv"
+    meta = dict(line[2:].split(": ", 1) for line in csv_path.read_text().splitlines()
+                if line.startswith("# ") and ": " in line and not line.startswith("# note"))
+    df = pd.read_csv(csv_path, comment="#", keep_default_na=False, na_values=[""])
+    df["flag"] = df["flag"].fillna("").astype(str)
+    _plot_pct_change(df, out / "table2_pct_change.png", f"{meta['settings']}. * = mostly zeros")
+    return out / "table2_pct_change.png"
+
+
+def _plot_table2(df, parity, out: Path, meta):
+    plt = _plt()
+    _plot_pct_change(df, out / "table2_pct_change.png", f"{meta['settings']}. * = mostly zeros")
     # parity: every property whose values have spread (not the mostly-zero ones), first seed
     keys = [k for k, f in zip(df["property"], df["flag"]) if not f and k in parity] or list(parity)
     cols = min(4, len(keys))
@@ -142,9 +176,10 @@ def _plot_table2(df, parity, out: Path, meta):
         ax.axis("off")
     for ax, key in zip(axes.flat, keys):
         y, p_s, p_d = (np.asarray(v, dtype=float) for v in parity[key][:3])
-        best, unit = parity[key][3:]
-        ax.scatter(y, p_s, s=5, alpha=0.55, label=f"{best.split(':')[1]} {np.mean(np.abs(y - p_s)):.3g}")
-        ax.scatter(y, p_d, s=5, alpha=0.55, label=f"dynamic {np.mean(np.abs(y - p_d)):.3g}")
+        best, unit, stage = parity[key][3:]
+        ax.scatter(y, p_s, s=5, alpha=0.55, label=f"static {best.split(':')[1]}: {np.mean(np.abs(y - p_s)):.3g}")
+        ax.scatter(y, p_d, s=5, alpha=0.55,
+                   label=f"dynamic, stage {stage.split(':')[1]}: {np.mean(np.abs(y - p_d)):.3g}")
         lim = [min(y.min(), p_s.min(), p_d.min()), max(y.max(), p_s.max(), p_d.max())]
         ax.plot(lim, lim, "k--", lw=0.7)
         ax.set_title(key, fontsize=8)

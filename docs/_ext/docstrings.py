@@ -3,10 +3,11 @@
 - Sphinx roles (``:class:`~skdynemb.embeddings.ElementEmbeddings```) become optional autorefs
   links: a link where the target is documented on the site, plain code otherwise (plain text
   inside literal blocks, whose ``::`` marker becomes ``:``).
-- Grouped parameter entries (``lr, weight_decay : ...``) are split into one entry per name:
+- Grouped parameter entries (``lr, weight_decay : float``) are split into one entry per name:
   griffe gives every name of a group the first name's default value.
-- Entries written ``name : a sentence`` (a description where numpy style puts the type) become
-  ``name`` + description, so the sentence is not shown as a type.
+
+Docstrings are typed numpydoc (``name : type`` then an indented description); nothing here
+guesses types.
 """
 
 from __future__ import annotations
@@ -17,20 +18,6 @@ import griffe
 
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):`(~?)([\w.]+)(\(\))?`")
 _GROUPED = re.compile(r"^(\s*)(\w+(?:, \w+)+) :(.*)$")
-_ITEM = re.compile(r"^(\s*)(\w+) : (.+)$")
-_PROSE_WORDS = {"a", "an", "and", "are", "as", "by", "each", "for", "from", "if", "in", "is", "its",
-                "of", "on", "one", "per", "see", "the", "to", "when", "with"}
-
-
-def _is_prose(text: str) -> bool:
-    """A sentence rather than a type such as ``int, str or "all", default=-1``."""
-    if text.startswith("{"):
-        return False
-    if text.rstrip().endswith(".") or ";" in text or "``" in text:
-        return True
-    return bool(_PROSE_WORDS & set(re.findall(r"[A-Za-z]+", text))) or ("," not in text and len(text.split()) > 3)
-
-
 def _split_grouped(text: str) -> str:
     """``a, b : desc`` (with its indented continuation lines) -> ``a : desc`` and ``b : desc``."""
     lines, out, i = text.split("\n"), [], 0
@@ -48,18 +35,6 @@ def _split_grouped(text: str) -> str:
             out += [f"{indent}{name} :{rest}", *lines[i + 1 : end]]
         i = end
     return "\n".join(out)
-
-
-
-def _prose_to_description(text: str) -> str:
-    """``name : sentence`` -> ``name`` with the sentence as the first description line."""
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        match = _ITEM.match(line)
-        if match and _is_prose(match.group(3)):
-            indent = match.group(1)
-            lines[i] = f"{indent}{match.group(2)}\n{indent}    {match.group(3)}"
-    return "\n".join(lines)
 
 
 def _resolve(obj, target: str) -> str:
@@ -100,4 +75,4 @@ class AdaptDocstrings(griffe.Extension):
             else:  # inside a literal block: keep the plain name
                 line = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), line)
             lines.append(line)
-        obj.docstring.value = _prose_to_description(_split_grouped("\n".join(lines)))
+        obj.docstring.value = _split_grouped("\n".join(lines))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from skdynemb._optional import needs_extra
 from skdynemb.backbones._checks import check_statistics, naming_the_file
 from skdynemb.backbones.base import Backbone, StageOutput
 
@@ -41,7 +42,8 @@ def load_backbone(name: str, weights: str | Path | None = None, device: str = "c
     if name not in _REGISTRY:
         raise ValueError(f"unknown backbone {name!r}; available: {available_backbones()}")
     module_name, default = _REGISTRY[name]
-    module = importlib.import_module(module_name)
+    with needs_extra(f"the {name!r} backbone"):  # e.g. chgnet: pip install "skdynemb[chgnet]"
+        module = importlib.import_module(module_name)
     source = weights if weights is not None else default
     with naming_the_file(source):
         backbone = module.load(source)

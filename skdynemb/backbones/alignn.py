@@ -227,10 +227,18 @@ class ALIGNNConv(nn.Module):
 class AlignnStages:
     """Everything one forward pass computes.
 
-    x : 1 + alignn_layers + gcn_layers node-feature tensors (N, hidden).
-    y : the same number of bond-feature tensors (E, hidden), or (B, hidden) per-graph means.
-    z : 1 + alignn_layers angle-feature tensors (T, hidden), or (B, hidden) per-graph means.
-    readout : (B, hidden) mean node features after the last layer; output : the prediction.
+    Attributes
+    ----------
+    x : list of torch.Tensor
+        1 + alignn_layers + gcn_layers node-feature tensors, each (N, hidden).
+    y : list of torch.Tensor
+        The same number of bond-feature tensors (E, hidden), or (B, hidden) per-graph means.
+    z : list of torch.Tensor
+        1 + alignn_layers angle-feature tensors (T, hidden), or (B, hidden) per-graph means.
+    readout : torch.Tensor
+        (B, hidden) mean node features after the last layer.
+    output : torch.Tensor
+        The prediction.
     """
 
     x: list[torch.Tensor]

@@ -40,10 +40,13 @@ class StageOutput:
 
     Attributes
     ----------
-    atom : list of (n_atoms, d_s) float32 arrays, one per stage, rows in site order.
-    bond : list of (d_b,) float32 arrays, the mean over the structure's bonds (edges) of the
-        bond features at each stage, or None if the backbone has no bond features.
-    angle : same for angle (line-graph) features; may be shorter than ``atom`` (ALIGNN updates
+    atom : list of ndarray
+        One (n_atoms, d_s) float32 array per stage, rows in site order.
+    bond : list of ndarray or None
+        Per stage, the (d_b,) float32 mean over the structure's bonds (edges) of the bond
+        features; None if the backbone has no bond features.
+    angle : list of ndarray or None
+        The same for angle (line-graph) features; may be shorter than ``atom`` (ALIGNN updates
         angles only in its ALIGNN layers) or None.
     """
 

@@ -172,12 +172,18 @@ class PropertyTask:
 
     Attributes
     ----------
-    name : the target's column name.
-    ids : (n,) entry ids.
-    structures : lazily parsed pymatgen Structures, aligned with ``ids``.
-    y : (n,) float64 target values (units as in the source; see the loader).
-    split : (n,) object array of ``"train"`` / ``"val"`` / ``"test"``, or None when the source has none.
-    index : (n,) rows of the parent :class:`Dataset`.
+    name : str
+        The target's column name.
+    ids : ndarray of shape (n,)
+        Entry ids.
+    structures : LazyStructures
+        Lazily parsed pymatgen Structures, aligned with ``ids``.
+    y : ndarray of shape (n,), float64
+        Target values (units as in the source; see the loader).
+    split : ndarray of shape (n,) or None
+        Object array of ``"train"`` / ``"val"`` / ``"test"``; None when the source has none.
+    index : ndarray of shape (n,)
+        Rows of the parent :class:`Dataset`.
     """
 
     name: str
@@ -189,6 +195,26 @@ class PropertyTask:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def to_frame(self, structures: bool = True) -> pd.DataFrame:
+        """The task as a DataFrame indexed by id: ``structure`` (parsed now), the target, ``split``.
+
+        Parameters
+        ----------
+        structures : bool, default=True
+            Include the ``structure`` column of pymatgen Structures (parsing every entry).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            Columns ``structure`` (if asked), ``self.name`` (float64) and ``split`` (if the
+            source has one), ready for matminer's ``featurize_dataframe(frame, "structure")``.
+        """
+        columns = {"structure": list(self.structures)} if structures else {}
+        columns[self.name] = self.y
+        if self.split is not None:
+            columns["split"] = self.split
+        return pd.DataFrame(columns, index=pd.Index(self.ids, name="id"))
 
     def split_indices(self) -> dict[str, np.ndarray]:
         """Positions (into this task) of the official ``train`` / ``val`` / ``test`` entries."""
@@ -203,13 +229,19 @@ class Dataset:
 
     Attributes
     ----------
-    name : dataset name.
-    ids : (n,) entry ids (str).
-    structures : :class:`LazyStructures` aligned with ``ids``.
-    targets : DataFrame indexed by id, one float64 column per property; NaN marks a missing value.
-    splits : DataFrame indexed by id, one column per property with official ``"train"``/``"val"``/
-        ``"test"`` labels (None where the property is missing), or None when the source has none.
-    info : DataFrame indexed by id of non-target metadata (formula, space group, ...), or None.
+    name : str
+        Dataset name.
+    ids : ndarray of shape (n,)
+        Entry ids (str).
+    structures : LazyStructures
+        Lazily parsed structures aligned with ``ids``.
+    targets : pandas.DataFrame
+        Indexed by id, one float64 column per property; NaN marks a missing value.
+    splits : pandas.DataFrame or None
+        Indexed by id, one column per property with official ``"train"``/``"val"``/``"test"``
+        labels (None where the property is missing); None when the source has none.
+    info : pandas.DataFrame or None
+        Indexed by id, non-target metadata (formula, space group, ...).
     """
 
     name: str
@@ -231,6 +263,44 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, n={len(self)}, targets={list(self.targets.columns)})"
+
+    def to_frame(self, structures: bool = True, splits: bool = True, info: bool = True) -> pd.DataFrame:
+        """The dataset as one DataFrame indexed by id, as matminer works with it.
+
+        Parameters
+        ----------
+        structures : bool, default=True
+            Include a ``structure`` column of pymatgen Structures (parsing every entry now).
+        splits : bool, default=True
+            Include the official split labels as ``<target>_split`` columns (where the source has them).
+        info : bool, default=True
+            Include the metadata columns (formula, space group, ...).
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            ``structure``, then one float64 column per target (NaN where missing), then the split
+            and info columns.
+
+        Examples
+        --------
+        >>> from skdynemb.datasets import load_mp_elasticity
+        >>> df = load_mp_elasticity(limit=5).to_frame()  # doctest: +SKIP
+        >>> from matminer.featurizers.structure import DensityFeatures  # doctest: +SKIP
+        >>> DensityFeatures().featurize_dataframe(df, "structure")  # doctest: +SKIP
+        """
+        index = pd.Index(self.ids, name="id")
+        parts = [pd.DataFrame({"structure": list(self.structures)}, index=index)] if structures else []
+        parts.append(self.targets.set_axis(index))
+        if splits and self.splits is not None:
+            parts.append(self.splits.add_suffix("_split").set_axis(index))
+        if info and self.info is not None:
+            parts.append(self.info.set_axis(index))
+        names = [c for part in parts for c in part.columns]
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:
+            raise ValueError(f"{self.name}: columns {repeated} appear twice; pass info=False or splits=False")
+        return pd.concat(parts, axis=1)
 
     def subset(self, indices) -> Dataset:
         """The rows ``indices`` (int array, slice or boolean mask) as a new Dataset."""

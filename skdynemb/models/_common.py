@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -11,11 +12,12 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.helper import predefined_split
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 from torch import nn
 
+from skdynemb._device import resolve_device
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 
 #: largest accepted |sum(fractions) - 1| of a compound
@@ -113,7 +115,10 @@ class RobustL1Loss(nn.Module):
         return (math.sqrt(2.0) * (target - mean).abs() * torch.exp(-log_std) + log_std).mean()
 
 
-LOSSES = {"l1": nn.L1Loss, "mse": nn.MSELoss, "robust": RobustL1Loss}
+#: the package's loss names (also those of :func:`skdynemb.pretrain.pretrain_alignn`)
+LOSSES = {"mae": nn.L1Loss, "mse": nn.MSELoss, "robust": RobustL1Loss}
+#: deprecated spellings -> current name
+_LOSS_ALIASES = {"l1": "mae"}
 
 
 @contextmanager
@@ -130,15 +135,24 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
     """Target scaling, validation split, seeded skorch training, ensembling and ``return_std``.
 
     Subclasses set the parameters ``loss, lr, batch_size, max_epochs, validation_fraction,
-    patience, n_estimators, device, random_state, verbose`` and implement ``_validate``,
-    ``_n_samples``, ``_dataset``, ``_module`` and ``_net_kwargs``.
+    patience, callbacks, n_estimators, device, random_state, verbose`` and implement
+    ``_validate``, ``_n_samples``, ``_dataset``, ``_module`` and ``_net_kwargs``.
     """
 
     _collate = None  # collate function of the data loaders (None: torch's default)
     _net_class = NeuralNet
 
+    def _loss(self) -> str:
+        """The loss name, deprecated spellings ("l1") mapped to the current one ("mae")."""
+        return _LOSS_ALIASES.get(self.loss, self.loss)
+
     def _check_common_params(self):
-        if self.loss not in LOSSES:
+        if self.loss in _LOSS_ALIASES:
+            warnings.warn(
+                f"loss={self.loss!r} is deprecated and will be removed; use loss={_LOSS_ALIASES[self.loss]!r} "
+                "(the same L1 loss, the name used across skdynemb)", FutureWarning, stacklevel=3,
+            )
+        elif self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         for name in ("batch_size", "max_epochs", "n_estimators", "patience"):
             value = getattr(self, name)
@@ -147,6 +161,8 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
         vf = self.validation_fraction
         if vf is not None and not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}")
+        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
+            raise ValueError(f"callbacks must be None or a list of skorch callbacks, got {self.callbacks!r}")
 
     def _split(self, n: int, rng) -> tuple[np.ndarray, np.ndarray | None]:
         if not self.validation_fraction:
@@ -160,38 +176,78 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
         perm = rng.permutation(n)
         return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
-    def fit(self, X, y):
-        """Train ``n_estimators`` networks on (X, y); y in any unit (standardised internally)."""
+    def fit(self, X, y, X_valid=None, y_valid=None):
+        """Train ``n_estimators`` networks on (X, y).
+
+        Parameters
+        ----------
+        X : ElementEmbeddings, sequence of CompoundEmbedding or array of shape (n_samples, n_features)
+            Training inputs (the kinds the subclass accepts).
+        y : array-like of shape (n_samples,)
+            Targets in any unit (standardised internally with ``y_mean_`` / ``y_std_``).
+        X_valid, y_valid : same kinds as X and y, optional
+            An explicit validation set: skorch reports ``valid_loss`` on it every epoch and early
+            stopping (``patience``) watches it; all of X is then used for training and
+            ``validation_fraction`` is ignored. Through ``GridSearchCV.fit(X, y, X_valid=...,
+            y_valid=...)`` every candidate and fold gets this same set (scikit-learn passes fit
+            parameters whole unless they have as many samples as X).
+
+        Returns
+        -------
+        self : TorchRegressor
+            The fitted estimator.
+        """
         self._check_common_params()
         self._check_params()
+        if (X_valid is None) != (y_valid is None):
+            raise ValueError("pass both X_valid and y_valid, or neither")
+        device = resolve_device(self.device)
         data, y = self._validate(X, y, reset=True)
         self.y_mean_ = float(y.mean())
         std = float(y.std())
         self.y_std_ = std if std > 0 else 1.0
         y_scaled = ((y - self.y_mean_) / self.y_std_).astype(np.float32)[:, None]
         rng = check_random_state(self.random_state)
-        train, valid = self._split(len(y), rng)
-        train_ds = self._dataset(data, y_scaled, train)
-        valid_ds = None if valid is None else self._dataset(data, y_scaled, valid)
+        if X_valid is None:
+            train, valid = self._split(len(y), rng)
+            train_ds = self._dataset(data, y_scaled, train)
+            valid_ds = None if valid is None else self._dataset(data, y_scaled, valid)
+        else:
+            train_ds = self._dataset(data, y_scaled, np.arange(len(y)))
+            valid_data, _ = self._validate(X_valid, None, reset=False)
+            y_valid = check_target(y_valid, self._n_samples(valid_data), type(self).__name__)
+            y_valid_scaled = ((y_valid - self.y_mean_) / self.y_std_).astype(np.float32)[:, None]
+            valid_ds = self._dataset(valid_data, y_valid_scaled, np.arange(len(y_valid)))
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
         self.nets_ = []
         for seed in seeds:
-            net = self._make_net(valid_ds)
-            with seeded_torch(int(seed), self.device):
+            net = self._make_net(valid_ds, device)
+            with seeded_torch(int(seed), device):
                 net.fit(train_ds, y=None)
             self.nets_.append(net)
+        self.history_ = [net.history for net in self.nets_]
+        self.device_ = device
         return self
 
-    def _make_net(self, valid_ds) -> NeuralNet:
+    def _user_callbacks(self) -> list:
+        """Fresh copies of ``callbacks`` for one network (ensemble members share no state)."""
+        out = []
+        for item in self.callbacks or ():
+            name, callback = item if isinstance(item, tuple) else (None, item)
+            callback = clone(callback, safe=False)
+            out.append(callback if name is None else (name, callback))
+        return out
+
+    def _make_net(self, valid_ds, device: str) -> NeuralNet:
         module, module_kwargs = self._module()
-        callbacks = []
+        callbacks = self._user_callbacks()
         if valid_ds is not None:
             stop = EarlyStopping(patience=self.patience, threshold=0.0, load_best=True)
             callbacks.append(("early_stopping", stop))
         return self._net_class(
             module=module,
             **{f"module__{k}": v for k, v in module_kwargs.items()},
-            criterion=LOSSES[self.loss],
+            criterion=LOSSES[self._loss()],
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
@@ -200,13 +256,13 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
             iterator_train__collate_fn=self._collate,
             iterator_valid__collate_fn=self._collate,
             callbacks=callbacks,
-            device=self.device,
+            device=device,
             verbose=self.verbose,
             **self._net_kwargs(),
         )
 
     def _n_outputs(self) -> int:
-        return 2 if self.loss == "robust" else 1
+        return 2 if self._loss() == "robust" else 1
 
     def predict(self, X, return_std: bool = False):
         """Predicted targets (n_samples,), in the unit of y.
@@ -216,7 +272,7 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
         sqrt(mean aleatoric variance + ensemble variance).
         """
         check_is_fitted(self)
-        if return_std and self.loss != "robust" and len(self.nets_) == 1:
+        if return_std and self._loss() != "robust" and len(self.nets_) == 1:
             raise ValueError("return_std=True needs loss='robust' or n_estimators > 1")
         data, _ = self._validate(X, None, reset=False)
         ds = self._dataset(data, None, np.arange(self._n_samples(data)))
@@ -226,11 +282,14 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
         if not return_std:
             return mean
         var = out[:, :, 0].var(axis=0)
-        if self.loss == "robust":
+        if self._loss() == "robust":
             var = var + np.exp(2.0 * out[:, :, 1]).mean(axis=0)
         return mean, np.sqrt(var) * self.y_std_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = str(self.device).startswith("cuda")  # scatter sums on GPU
+        # scatter sums on GPU
+        tags.non_deterministic = str(self.device).startswith("cuda") or (
+            self.device == "auto" and torch.cuda.is_available()
+        )
         return tags

@@ -45,32 +45,65 @@ class ElemNetRegressor(TorchRegressor):
 
     Parameters
     ----------
-    blocks : hidden layers as (width, n_layers, dropout probability after the block); the
+    blocks : tuple of (int, int, float), default=ELEMNET_BLOCKS
+        Hidden layers as (width, number of layers, dropout probability after the block); the
         default is ElemNet's.
-    standardize : scale each input feature to zero mean, unit variance (``x_mean_``,
-        ``x_scale_``; constant features keep scale 1). The target is always standardised
-        internally (``y_mean_``, ``y_std_``).
-    loss : "l1" (default), "mse" or "robust" (predicted std; ``predict(X, return_std=True)``).
-    lr, batch_size, max_epochs : Adam learning rate, samples per batch, epoch limit.
-    validation_fraction : share of the data held out for early stopping (None: no hold-out,
-        all ``max_epochs`` run); training stops after ``patience`` epochs without a better
-        validation loss and the best epoch's weights are restored.
-    n_estimators : ensemble size (members differ by their seed).
-    device : torch device ("cpu", "cuda", ...).
-    random_state : seed of split, initialisation, shuffling and dropout.
-    verbose : skorch's per-epoch log when > 0.
+    standardize : bool, default=True
+        Scale each input feature to zero mean, unit variance (``x_mean_``, ``x_scale_``;
+        constant features keep scale 1). The target is always standardised internally.
+    loss : {"mae", "mse", "robust"}, default="mae"
+        Mean absolute error (L1), mean squared error, or "robust" (predicted std;
+        ``predict(X, return_std=True)``). "l1" is a deprecated spelling of "mae".
+    lr : float, default=1e-4
+        Adam learning rate.
+    batch_size : int, default=32
+        Samples per batch.
+    max_epochs : int, default=1000
+        Epoch limit.
+    validation_fraction : float in (0, 1) or None, default=0.1
+        Share of the data held out for early stopping (None: no hold-out, all ``max_epochs``
+        run). Ignored when ``fit`` gets an explicit ``X_valid, y_valid``.
+    patience : int, default=100
+        Epochs without a better validation loss before training stops; the best epoch's
+        weights are restored.
+    callbacks : list of skorch callbacks or (name, callback) tuples, optional
+        Passed to every skorch network (each ensemble member gets its own copy).
+    n_estimators : int, default=1
+        Ensemble size (members differ by their seed).
+    device : str, default="cpu"
+        ``"auto"`` (a CUDA GPU when present), ``"cpu"``, ``"cuda"``, ...
+    random_state : int, RandomState or None, default=0
+        Seed of split, initialisation, shuffling and dropout.
+    verbose : int, default=0
+        skorch's per-epoch log when > 0.
+
+    Attributes
+    ----------
+    nets_ : list of skorch.NeuralNet
+        The trained networks, one per ensemble member.
+    history_ : list of skorch.History
+        Per member, skorch's per-epoch record (``history_[0][:, "valid_loss"]``).
+    n_features_in_ : int
+        Number of input features.
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        Input standardisation (unit of each feature).
+    y_mean_, y_std_ : float
+        Target standardisation (unit of y).
+    device_ : str
+        The device used (``"auto"`` resolved).
     """
 
     def __init__(
         self,
         blocks=ELEMNET_BLOCKS,
         standardize=True,
-        loss="l1",
+        loss="mae",
         lr=1e-4,
         batch_size=32,
         max_epochs=1000,
         validation_fraction=0.1,
         patience=100,
+        callbacks=None,
         n_estimators=1,
         device="cpu",
         random_state=0,
@@ -84,6 +117,7 @@ class ElemNetRegressor(TorchRegressor):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.callbacks = callbacks
         self.n_estimators = n_estimators
         self.device = device
         self.random_state = random_state

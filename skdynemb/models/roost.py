@@ -206,30 +206,79 @@ class RoostRegressor(TorchRegressor):
 
     X is an :class:`~skdynemb.embeddings.ElementEmbeddings` (or any sequence of
     CompoundEmbedding), or a plain 2-D float array whose rows are compounds made of a single
-    pseudo-element of fraction 1. y: one target per compound, in any unit (standardised
-    internally; ``y_mean_``, ``y_std_``).
+    pseudo-element of fraction 1. y: one target per compound, in any unit.
 
     Parameters
     ----------
-    elem_fea_len : width of the element features inside the network (the input rows are
-        projected to ``elem_fea_len - 1`` and the fraction is appended).
-    n_graph : number of message-passing layers.
-    elem_heads, elem_gate, elem_msg : attention heads and hidden sizes of the gate / message
-        networks of each message-passing layer.
-    cry_heads, cry_gate, cry_msg : the same for the pooling of elements into the compound vector.
-    out_hidden : hidden sizes of the residual output network.
-    loss : "l1" (default), "mse", or "robust" (Laplace likelihood with a predicted std; enables
-        ``predict(X, return_std=True)``).
-    lr, weight_decay : AdamW learning rate and weight decay.
-    batch_size, max_epochs : compounds per batch, training epochs.
-    validation_fraction : None trains on all data; a fraction holds that share out for early
-        stopping after ``patience`` epochs without improvement, restoring the best epoch.
-    n_estimators : ensemble size (members differ by their seed); ``return_std`` then includes
-        the spread of the members.
-    device : torch device ("cpu", "cuda", ...).
-    random_state : seed of initialisation, shuffling and the validation split; the same seed
-        gives the same predictions (bitwise on CPU).
-    verbose : skorch's per-epoch log when > 0.
+    elem_fea_len : int, default=64
+        Width of the element features inside the network (the input rows are projected to
+        ``elem_fea_len - 1`` and the fraction is appended).
+    n_graph : int, default=3
+        Number of message-passing layers.
+    elem_heads : int, default=3
+        Attention heads of each message-passing layer.
+    elem_gate, elem_msg : tuple of int, default=(256,)
+        Hidden sizes of the gate and message networks of each message-passing layer.
+    cry_heads : int, default=3
+        Attention heads of the pooling of elements into the compound vector.
+    cry_gate, cry_msg : tuple of int, default=(256,)
+        Hidden sizes of the pooling's gate and message networks.
+    out_hidden : tuple of int, default=(1024, 512, 256, 128, 64)
+        Hidden sizes of the residual output network.
+    loss : {"mae", "mse", "robust"}, default="mae"
+        Training loss: mean absolute error (L1), mean squared error, or "robust" (Laplace
+        likelihood with a predicted std; enables ``predict(X, return_std=True)``). "l1" is a
+        deprecated spelling of "mae".
+    lr : float, default=3e-4
+        AdamW learning rate.
+    weight_decay : float, default=1e-6
+        AdamW weight decay.
+    batch_size : int, default=128
+        Compounds per batch.
+    max_epochs : int, default=250
+        Training epochs (fewer when early stopping ends training).
+    validation_fraction : float in (0, 1) or None, default=None
+        None trains on all data; a fraction holds that share out for early stopping after
+        ``patience`` epochs without improvement, restoring the best epoch. Ignored when ``fit``
+        gets an explicit ``X_valid, y_valid``.
+    patience : int, default=20
+        Epochs without a better validation loss before training stops.
+    callbacks : list of skorch callbacks or (name, callback) tuples, optional
+        Passed to every skorch network (each ensemble member gets its own copy), e.g.
+        ``[("lr", skorch.callbacks.LRScheduler("StepLR", step_size=50))]``; searchable with
+        ``GridSearchCV`` like any parameter.
+    n_estimators : int, default=1
+        Ensemble size (members differ by their seed); ``return_std`` then includes the spread
+        of the members.
+    device : str, default="cpu"
+        ``"auto"`` (a CUDA GPU when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    random_state : int, RandomState or None, default=0
+        Seed of initialisation, shuffling and the validation split; the same seed gives the same
+        predictions (bitwise on CPU).
+    verbose : int, default=0
+        skorch's per-epoch log when > 0.
+
+    Attributes
+    ----------
+    nets_ : list of skorch.NeuralNet
+        The trained networks, one per ensemble member.
+    history_ : list of skorch.History
+        Per member, skorch's per-epoch record: ``history_[0][:, "train_loss"]`` (and
+        ``"valid_loss"`` with a validation set), in standardised target units.
+    n_features_in_ : int
+        Width of the input element rows.
+    y_mean_, y_std_ : float
+        Target mean and standard deviation used to standardise y (unit of y).
+    device_ : str
+        The device used (``"auto"`` resolved).
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdynemb import RoostRegressor, StaticEmbeddingTransformer
+    >>> model = make_pipeline(StaticEmbeddingTransformer("megnet16"), RoostRegressor(max_epochs=5))
+    >>> model.fit(["LiCoO2", "Co3O4", "NaCl", "MgO"], [-1.8, -1.3, -2.1, -3.0]).predict(["LiCoO2"]).shape
+    (1,)
     """
 
     _collate = staticmethod(collate_compounds)
@@ -246,13 +295,14 @@ class RoostRegressor(TorchRegressor):
         cry_gate=(256,),
         cry_msg=(256,),
         out_hidden=(1024, 512, 256, 128, 64),
-        loss="l1",
+        loss="mae",
         lr=3e-4,
         weight_decay=1e-6,
         batch_size=128,
         max_epochs=250,
         validation_fraction=None,
         patience=20,
+        callbacks=None,
         n_estimators=1,
         device="cpu",
         random_state=0,
@@ -274,6 +324,7 @@ class RoostRegressor(TorchRegressor):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.callbacks = callbacks
         self.n_estimators = n_estimators
         self.device = device
         self.random_state = random_state

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from skdynemb._device import resolve_device
 from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
 from skdynemb.datasets.splits import train_val_test_split
@@ -74,9 +75,7 @@ def _write_lines(path: Path, rows: list[dict]) -> None:
 
 
 def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return torch.device(resolve_device(device))
 
 
 def _check_inputs(structures, targets, ids):
@@ -185,27 +184,50 @@ def pretrain_alignn(
 
     Parameters
     ----------
-    structures, targets : crystals (anything :func:`~skdynemb.structures.to_crystals` reads) and
-        one finite number each, in the target's units (e.g. formation energy, eV/atom).
-    output_dir : folder for checkpoints, logs and the graph cache (layout in the module docstring).
-    ids : optional sample ids, used in error messages.
-    config : network hyper-parameters (default: the official ``ALIGNNConfig()``, 4 + 4 layers,
-        256 wide); a scalar regression head is required.
-    cutoff, max_neighbors : graph settings (Å, k of the k-nearest graph), stored in the checkpoint.
-    epochs, batch_size, lr, weight_decay, loss, scheduler : AdamW training; ``loss`` "mae" (L1)
-        or "mse"; ``scheduler`` "onecycle" (one-cycle LR peaking at ``lr``, as the official
-        ALIGNN) or "none" (constant ``lr``; then a finished run can be extended by calling
-        again with more ``epochs``).
-    val_fraction, test_fraction, random_state : seeded random hold-out split
-        (:func:`~skdynemb.datasets.train_val_test_split`); ``random_state`` also seeds the weights
-        and the per-epoch shuffling.
-    standardize : train on ``(y - mean) / std`` of the training targets; the checkpoint's output
-        layer absorbs it, so the saved model predicts in target units.
-    resume : continue from ``output_dir/state.pt`` when it holds a run with the same settings and
+    structures : sequence
+        Crystals (anything :func:`~skdynemb.structures.to_crystals` reads).
+    targets : array-like of shape (n_samples,)
+        One finite number per structure, in the target's units (e.g. formation energy, eV/atom).
+    output_dir : str or Path
+        Folder for checkpoints, logs and the graph cache (layout in the module docstring).
+    ids : sequence of str, optional
+        Sample ids, used in error messages.
+    config : ALIGNNConfig, optional
+        Network hyper-parameters (default: the official ``ALIGNNConfig()``, 4 + 4 layers, 256
+        wide); a scalar regression head is required.
+    cutoff : float, default=8.0
+        Initial neighbour cutoff in Å, stored in the checkpoint.
+    max_neighbors : int, default=12
+        k of the k-nearest graph, stored in the checkpoint.
+    epochs : int, default=300
+        Training epochs.
+    batch_size : int, default=64
+        Structures per batch.
+    lr, weight_decay : float
+        AdamW learning rate (the peak of the one-cycle schedule) and weight decay.
+    loss : {"mae", "mse"}, default="mae"
+        Mean absolute error (L1) or mean squared error, on standardised targets (the loss names
+        of the regressors too).
+    scheduler : {"onecycle", "none"}, default="onecycle"
+        One-cycle LR peaking at ``lr`` (as the official ALIGNN), or a constant ``lr`` (then a
+        finished run can be extended by calling again with more ``epochs``).
+    val_fraction, test_fraction : float
+        Shares of the seeded random hold-out split
+        (:func:`~skdynemb.datasets.train_val_test_split`).
+    random_state : int, default=123
+        Seed of the split, the weights and the per-epoch shuffling.
+    standardize : bool, default=True
+        Train on ``(y - mean) / std`` of the training targets; the checkpoint's output layer
+        absorbs it, so the saved model predicts in target units.
+    resume : bool, default=True
+        Continue from ``output_dir/state.pt`` when it holds a run with the same settings and
         data (a different one raises); False starts afresh, overwriting.
-    device : "auto" (GPU when present), "cpu", "cuda", ...
-    num_threads : torch CPU threads during the call (restored after); None leaves the setting.
-    progress : tqdm progress bars and one line per epoch.
+    device : str, default="auto"
+        ``"auto"`` (a CUDA GPU when present), ``"cpu"``, ``"cuda"``, ...
+    num_threads : int, optional
+        torch CPU threads during the call (restored after); None leaves the setting.
+    progress : bool, default=True
+        tqdm progress bars and one line per epoch.
     """
     from tqdm.auto import tqdm
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -29,9 +31,25 @@ def as_samples(X, name: str = "X") -> tuple[list, list[str] | None]:
         if X.ndim != 1:
             raise ValueError(f"{name} must be a 1-D sequence of samples, got an array of shape {X.shape}")
         return X.tolist(), None
+    if _is_single_sample(X):
+        raise TypeError(
+            f"{name} is a single {type(X).__module__.split('.')[0]} {type(X).__name__}, not a sequence of "
+            f"samples; wrap it in a list: transform([{name.lower()}])"
+        )
     if isinstance(X, (str, bytes, dict)) or not hasattr(X, "__len__"):
         raise TypeError(f"{name} must be a sequence of samples, got {type(X).__name__}")
     return list(X), None
+
+
+def _is_single_sample(X) -> bool:
+    """A structure or composition object (iterable over its sites/elements) given where a list is expected."""
+    from pymatgen.core import Composition, SiteCollection
+
+    from skdynemb.structures import Crystal
+
+    if isinstance(X, (SiteCollection, Composition, Crystal)):
+        return True
+    return any(c.__name__ == "Atoms" and c.__module__.split(".")[0] in ("ase", "jarvis") for c in type(X).__mro__)
 
 
 class TabularOutputMixin:
@@ -51,9 +69,16 @@ class TabularOutputMixin:
         return self
 
     def _wrap_output(self, out, X):
-        if not isinstance(out, np.ndarray):
-            return out
         dense = _get_output_config("transform", self)["dense"]
+        if not isinstance(out, np.ndarray):
+            if dense != "default":
+                warnings.warn(
+                    f"set_output(transform={dense!r}) has no effect with pooling={getattr(self, 'pooling', None)!r}: "
+                    f"per-element embeddings are not a table, so transform returns {type(out).__name__}; "
+                    "use pooling=\"mean\" for one row per compound as a DataFrame",
+                    UserWarning, stacklevel=3,
+                )
+            return out
         if dense == "default":
             return out
         table = ADAPTERS_MANAGER.adapters[dense].create_container(

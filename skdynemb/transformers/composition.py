@@ -63,8 +63,10 @@ class ElementFractionTransformer(_CompositionFeatures):
 
     Attributes
     ----------
-    feature_names_ : ndarray of str, the element symbols of the columns (by atomic number)
-    n_features_out_ : int, 86 or 118
+    feature_names_ : ndarray of str
+        The element symbols of the columns (by atomic number).
+    n_features_out_ : int
+        86 or 118.
     """
 
     def __init__(self, elements="elemnet"):
@@ -116,8 +118,10 @@ class MagpieTransformer(_CompositionFeatures):
 
     Attributes
     ----------
-    feature_names_ : ndarray of str, matminer's labels ("MagpieData mean MeltingT", ...)
-    n_features_out_ : int, 132
+    feature_names_ : ndarray of str
+        matminer's labels ("MagpieData mean MeltingT", ...).
+    n_features_out_ : int
+        132.
     """
 
     def __init__(self, impute_nan=True):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral
 
 import numpy as np
+from pymatgen.core import Composition
 from sklearn.utils.validation import check_is_fitted
 
 from skdynemb.backbones import available_backbones, load_backbone
@@ -16,6 +18,24 @@ from skdynemb.pooling import PooledStages
 from skdynemb.provenance import backbone_identity
 from skdynemb.structures import STANDARDIZE, Crystal, standardize, to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
+
+
+def _reject_formulas(items, ids) -> None:
+    """Raise InvalidStructureError for the first item that is a chemical formula, not a structure."""
+    for i, obj in enumerate(items):
+        if not isinstance(obj, str) or "\n" in obj or len(obj) > 200 or os.path.exists(obj):
+            continue
+        try:
+            Composition(obj)
+        except Exception:  # not a formula either: to_crystals reports it
+            continue
+        raise InvalidStructureError(
+            i, None if ids is None else ids[i],
+            f"{obj!r} is a chemical formula, not a structure: DynamicEmbeddingTransformer needs crystal "
+            "structures (pymatgen/ASE/jarvis objects, dicts, CIF/POSCAR text or files); for compositions "
+            "use StaticEmbeddingTransformer (or MagpieTransformer / ElementFractionTransformer)",
+        )
+
 
 _COMPOUND_FEATURES = (None, "bond", "bond+angle")
 
@@ -66,10 +86,14 @@ class DynamicEmbeddingTransformer(SampleTransformer):
 
     Attributes
     ----------
-    backbone_ : the loaded :class:`~skdynemb.backbones.Backbone`
-    layers_ : list of int, the selected stage indices
-    feature_names_ : ndarray of str, names of the row features
+    backbone_ : Backbone
+        The loaded :class:`~skdynemb.backbones.Backbone`.
+    layers_ : list of int
+        The selected stage indices.
+    feature_names_ : ndarray of str
+        Names of the row features (``get_feature_names_out()``).
     n_features_out_ : int
+        Number of features per row.
     """
 
     def __init__(
@@ -174,14 +198,13 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         """
         check_is_fitted(self, "backbone_")
         items, ids = as_samples(X)
+        _reject_formulas(items, ids)
         crystals = to_crystals(items, ids=ids, n_jobs=self.n_jobs)
         compounds, errors = self._compounds(crystals, range(len(crystals)), stop_on_error=True)
         if errors:
             raise InvalidStructureError(*errors[0])
-        if self.pooling == "element":
-            return ElementEmbeddings(compounds, self.feature_names_)
-        out = ElementEmbeddings(compounds, self.feature_names_).mean()
-        return self._wrap_output(out, X)
+        out = ElementEmbeddings(compounds, self.feature_names_)
+        return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
 
     def _compounds(
         self, crystals: list[Crystal], indices, stop_on_error: bool = False

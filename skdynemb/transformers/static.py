@@ -117,8 +117,19 @@ class StaticEmbeddingTransformer(SampleTransformer):
 
     Attributes
     ----------
-    feature_names_ : ndarray of str, names of the row features
-    n_features_out_ : int, the table width
+    feature_names_ : ndarray of str
+        Names of the row features (``get_feature_names_out()``).
+    n_features_out_ : int
+        The table width.
+
+    Examples
+    --------
+    >>> from skdynemb import StaticEmbeddingTransformer
+    >>> emb = StaticEmbeddingTransformer("megnet16").fit_transform(["LiCoO2", "NaCl"])
+    >>> emb[0].elements, emb[0].features.shape
+    (('Li', 'O', 'Co'), (3, 16))
+    >>> StaticEmbeddingTransformer("megnet16", pooling="mean").fit_transform(["LiCoO2", "NaCl"]).shape
+    (2, 16)
     """
 
     def __init__(self, embedding="matscholar200", pooling="element"):
@@ -151,7 +162,5 @@ class StaticEmbeddingTransformer(SampleTransformer):
                 raise InvalidCompositionError(i, sample_id, str(exc)) from exc
             compounds.append(CompoundEmbedding(symbols, fractions, rows, sample_id))
         out = ElementEmbeddings(compounds, self.feature_names_)
-        if self.pooling == "element":
-            return out
-        return self._wrap_output(out.mean(), X)
+        return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
 

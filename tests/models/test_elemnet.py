@@ -5,12 +5,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from elementembeddings.core import Embedding
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
+from skdynemb.static_tables import load_table
 from skdynemb.models import ElemNetRegressor
 
 FAST = dict(blocks=((64, 2, 0.2), (32, 1, 0.0)), batch_size=32, max_epochs=3, validation_fraction=None)
@@ -19,7 +19,7 @@ FAST = dict(blocks=((64, 2, 0.2), (32, 1, 0.0)), batch_size=32, max_epochs=3, va
 @pytest.fixture(scope="module")
 def mp(mp_distinct):
     """300 MP entries with distinct reduced formulas: fraction-weighted mean matscholar rows and e_form (eV/atom)."""
-    table = Embedding.load_data("matscholar").embeddings
+    table = load_table("matscholar200")[0]
     comps, y = mp_distinct(300, table)
     return np.array([sum(c.get_atomic_fraction(e) * np.asarray(table[e.symbol]) for e in c.elements) for c in comps]), y
 

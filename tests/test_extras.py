@@ -1,0 +1,44 @@
+"""Optional dependencies: a feature whose extra is missing says which extra installs it."""
+
+import sys
+
+import pytest
+
+from skdynemb import DynamicEmbeddingTransformer
+from skdynemb._optional import EXTRAS, MissingExtraError, import_optional, needs_extra
+from skdynemb.backbones import load_backbone
+
+
+def test_missing_chgnet_names_the_chgnet_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "chgnet", None)  # `import chgnet` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "skdynemb.backbones.chgnet", raising=False)
+    with pytest.raises(MissingExtraError, match=r"the 'chgnet' backbone needs the optional package 'chgnet'.*"
+                                                r'pip install "skdynemb\[chgnet\]"'):
+        load_backbone("chgnet")
+    with pytest.raises(ImportError, match=r"skdynemb\[chgnet\]"):
+        DynamicEmbeddingTransformer(backbone="chgnet", device="cpu").fit()
+
+
+def test_other_import_errors_pass_through(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_not_an_extra", None)
+    with pytest.raises(ModuleNotFoundError) as info:
+        with needs_extra("something"):
+            import torch_not_an_extra  # noqa: F401
+    assert not isinstance(info.value, MissingExtraError)
+
+
+def test_every_extra_is_declared_in_pyproject():
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extras = meta["optional-dependencies"]
+    for module, extra in EXTRAS.items():
+        assert extra in extras, extra
+        names = " ".join(extras[extra]).lower().replace("_", "-")
+        assert module.replace("_", "-") in names, (module, extra)
+    # the heavy packages are not core dependencies
+    core = " ".join(meta["dependencies"]).lower()
+    for heavy in ("chgnet", "flaml", "lightgbm", "xgboost", "pyarrow", "aviary", "elementembeddings", "dask"):
+        assert heavy not in core, heavy
+    assert import_optional("json", "anything").dumps([1]) == "[1]"
