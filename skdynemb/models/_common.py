@@ -74,10 +74,23 @@ def check_compounds(X, n_features: int | None = None) -> tuple[list[np.ndarray],
     return feats, fracs
 
 
+def check_numeric_target(y, name: str) -> None:
+    """Raise ValueError naming the first sample whose target is not a number (a label, a string).
+
+    ``y`` of a numeric dtype (and None) passes unchanged: scikit-learn's checks handle the rest.
+    """
+    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind in "iuf"):
+        return
+    for i, v in enumerate(np.asarray(y, dtype=object).reshape(-1)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)):
+            raise ValueError(f"sample {i}: target {v!r} is not a number; {name} is a regressor and needs numeric targets")
+
+
 def check_target(y, n_samples: int, name: str) -> np.ndarray:
     """1-D finite float64 target of length ``n_samples``."""
     if y is None:
         raise ValueError(f"{name} requires y to be passed, but the target y is None")
+    check_numeric_target(y, name)
     y = column_or_1d(check_array(y, ensure_2d=False, dtype="numeric", input_name="y"), warn=True)
     if len(y) != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {len(y)}")

@@ -9,7 +9,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skdynemb.models._common import is_compound_input
+from skdynemb._optional import needs_extra
+from skdynemb.models._common import check_numeric_target, is_compound_input
 from skdynemb.models.autosklearn import AutoSklearnRegressor
 
 
@@ -78,7 +79,7 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         if self.backend not in ("flaml", "autosklearn", "auto-sklearn"):
             raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
         self._check_X(X)
-        y = _numeric_targets(y)
+        check_numeric_target(y, type(self).__name__)
         if self.backend != "flaml":
             self._fit_autosklearn(X, y)
             return self
@@ -91,7 +92,8 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _fit_flaml(self, X, y, seed):
-        from flaml import AutoML
+        with needs_extra("AutoMLRegressor(backend='flaml')"):
+            from flaml import AutoML
 
         model = AutoML()
         model.fit(
@@ -139,13 +141,3 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(-1)
 
-
-def _numeric_targets(y) -> np.ndarray:
-    """``y`` as float64, or a ValueError naming the first sample whose target is not a number."""
-    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind not in "OUSb"):
-        return y  # None or a numeric array: scikit-learn's own checks apply
-    values = np.asarray(y, dtype=object)
-    for i, v in enumerate(values.reshape(-1)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)):
-            raise ValueError(f"sample {i}: target {v!r} is not a number (AutoMLRegressor regresses numeric targets)")
-    return values.astype(np.float64)

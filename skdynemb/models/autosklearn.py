@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skdynemb.models._common import is_compound_input
+from skdynemb.models._common import check_numeric_target, is_compound_input
 
 #: environment variable naming the side interpreter (when the ``python`` parameter is None)
 PYTHON_ENV_VAR = "SKDYNEMB_AUTOSKLEARN_PYTHON"
@@ -148,11 +148,7 @@ def _numeric_target(y, n_samples: int) -> np.ndarray:
         raise ValueError(f"y must be 1-D (one target), got shape {y.shape}")
     if len(y) != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {len(y)}")
-    if y.dtype.kind not in "biuf":
-        for i, v in enumerate(y.tolist()):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                raise ValueError(f"sample {i}: target {v!r} is not a number; AutoSklearnRegressor is a regressor "
-                                 "and needs a numeric y")
+    check_numeric_target(y, "AutoSklearnRegressor")
     y = y.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(y))
     if bad.size:
