@@ -19,32 +19,43 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    time_budget : search time in seconds (FLAML: -1 for no limit, then set ``max_iter``).
-    backend : "flaml" (FLAML's AutoML, in this environment) or "autosklearn" (also spelt
-        "auto-sklearn": auto-sklearn 0.15 run out of process by :class:`AutoSklearnRegressor`,
-        whose side env ``bash scripts/setup-autosklearn.sh`` creates).
-    metric : metric minimised/maximised by the search: "mae", "mse", "rmse", "r2" (FLAML also
-        takes its other metric names).
-    estimator_list : learner names to search (FLAML: e.g. ["lgbm", "xgboost", "rf"]; auto-sklearn:
-        its regressor names, e.g. ["random_forest", "gradient_boosting"]); None searches the
+    time_budget : float
+        Search time in seconds (FLAML: -1 for no limit, then set ``max_iter``).
+    backend : {"flaml", "autosklearn", "auto-sklearn"}
+        "flaml": FLAML's AutoML, in this environment. "autosklearn" (also spelt "auto-sklearn"):
+        auto-sklearn 0.15 run out of process by :class:`AutoSklearnRegressor`, whose side env
+        ``bash scripts/setup-autosklearn.sh`` creates.
+    metric : str
+        Metric the search optimises: "mae", "mse", "rmse", "r2" (FLAML also takes its other
+        metric names).
+    estimator_list : list of str or None
+        Learner names to search (FLAML: e.g. ["lgbm", "xgboost", "rf"]; auto-sklearn: its
+        regressor names, e.g. ["random_forest", "gradient_boosting"]); None searches the
         backend's default set.
-    random_state : seed of the search. With FLAML the search is reproducible when it is ended by
+    random_state : int, RandomState or None
+        Seed of the search. With FLAML the search is reproducible when it is ended by
         ``max_iter`` (``time_budget=-1``): FLAML's data splits use a fixed seed and its learners
         are seeded, so the same seed gives the same model. When the time budget ends the search,
         the number of trials depends on machine speed and load, and so may the chosen model.
         auto-sklearn is reproducible likewise when ``max_iter`` ends its search and no run hits
         a time or memory limit (see :class:`AutoSklearnRegressor`).
-    n_jobs : parallel jobs of the learners (FLAML) or of the search (auto-sklearn).
-    max_iter : trial limit (FLAML), pipeline-fit limit (auto-sklearn's ``max_runs``); None: no limit.
-    fit_kwargs : further keyword arguments for FLAML's ``fit``, e.g. {"eval_method": "cv",
-        "n_splits": 5}, or further :class:`AutoSklearnRegressor` parameters, e.g.
-        {"per_run_time_limit": 10, "ensemble_size": 20, "python": "/path/to/env/bin/python"}.
+    n_jobs : int
+        Parallel jobs of the learners (FLAML) or of the search (auto-sklearn).
+    max_iter : int or None
+        Trial limit (FLAML), pipeline-fit limit (auto-sklearn's ``max_runs``); None: no limit.
+    fit_kwargs : dict or None
+        Further keyword arguments for FLAML's ``fit``, e.g. {"eval_method": "cv", "n_splits": 5},
+        or further :class:`AutoSklearnRegressor` parameters, e.g. {"per_run_time_limit": 10,
+        "ensemble_size": 20, "python": "/path/to/env/bin/python"}.
 
     Attributes
     ----------
-    model_ : the fitted ``flaml.AutoML`` or :class:`AutoSklearnRegressor`.
-    best_estimator_ : name of the chosen learner (FLAML) or None.
-    n_iter_ : number of trials run.
+    model_ : flaml.AutoML or AutoSklearnRegressor
+        The fitted search.
+    best_estimator_ : str or None
+        Name of the chosen learner (FLAML) or None.
+    n_iter_ : int
+        Number of trials run.
     """
 
     def __init__(
