@@ -18,7 +18,8 @@ from torch import nn
 
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.layers import (ALIGNNConv, EdgeGatedGraphConv, MLPLayer, RBFExpansion,
-                                              cutoff_envelope, rowwise, segment_mean)
+                                              cutoff_envelope, rowwise, segment_mean,
+                                              weighted_segment_mean)
 from skdynemb.graphs import AlignnBatch
 
 
@@ -91,10 +92,10 @@ class ALIGNN(nn.Module):
             )
 
         def keep_y(y):
-            return segment_mean(y, batch.edge_graph_index, n_graphs, batch.edge_weight) if pool_edges else y
+            return weighted_segment_mean(y, batch.edge_graph_index, n_graphs, batch.edge_weight) if pool_edges else y
 
         def keep_z(z):
-            return segment_mean(z, batch.lg_graph_index, n_graphs, batch.lg_count) if pool_edges else z
+            return weighted_segment_mean(z, batch.lg_graph_index, n_graphs, batch.lg_count) if pool_edges else z
 
         length = torch.norm(batch.edge_r, dim=1)
         if self.config.use_cutoff_function:
@@ -112,7 +113,7 @@ class ALIGNN(nn.Module):
             x, y = layer(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=pool_edges)
             xs.append(x)
             ys.append(keep_y(y))
-        readout = segment_mean(x, batch.graph_index, n_graphs, torch.ones_like(batch.graph_index, dtype=x.dtype))
+        readout = segment_mean(x, batch.graph_index, n_graphs)
         return AlignnStages(xs, ys, zs, readout, self._head(readout))
 
     def _head(self, readout: torch.Tensor) -> torch.Tensor:
