@@ -378,3 +378,17 @@ def test_gpu_matches_cpu(reference_model, graphs):
         gpu = reference_model.to("cuda").stages(batch.to("cuda")).x[-1].cpu()
     reference_model.to("cpu")
     torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4)
+
+
+def test_official_names_come_from_alignns_registries():
+    from skdynemb.backbones.alignn import names
+
+    known = alignn.official_names()
+    # the legacy figshare table, the ALIGNN-FF table and the ALIGNN2 registry of alignn 2026.8.11
+    assert {"mp_e_form_alignn", "jv_optb88vdw_total_energy_alignn", "qm9_U0_alignn", "alignnff_wt10",
+            "v12.2.2024_dft_3d_307k", "formation_energy_peratom_knn"} <= set(known)
+    assert set(alignn.OFFICIAL_MODELS) <= set(known) and len(known) > 200
+    with pytest.raises(ValueError, match="'alex_supercon_Tc' is not supported: ALIGNN2 model on a 'radius' graph"):
+        names.resolve("alex_supercon_Tc")
+    with pytest.raises(ValueError, match="unknown ALIGNN model 'nope'"):
+        names.resolve("nope")

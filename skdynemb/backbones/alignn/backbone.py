@@ -97,7 +97,8 @@ def load(weights: str | Path | None = None) -> AlignnBackbone:
     if weights is None:
         raise ValueError(
             "ALIGNN needs weights: pass a checkpoint path (folder, zip or .pt), an official model name "
-            f"({', '.join(official_names())}), or 'random' for an untrained seeded network (tests only)"
+            "(e.g. 'alignnff_wt10', 'mp_e_form_alignn'; all in skdynemb.backbones.alignn.official_names()), "
+            "or 'random' for an untrained seeded network (tests only)"
         )
     rule = KNearestGraph()
     if str(weights) == "random":
@@ -112,7 +113,7 @@ def load(weights: str | Path | None = None) -> AlignnBackbone:
     else:
         raise ValueError(
             f"ALIGNN weights {str(weights)!r}: no such file or folder, and not an official model name "
-            f"({', '.join(official_names())})"
+            "(skdynemb.backbones.alignn.official_names())"
         )
     config = model.config
     n_stages = 1 + config.alignn_layers + config.gcn_layers
