@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from pymatgen.core import Lattice, Structure
 
 from skdynemb.backbones import alignn, load_backbone
 from skdynemb.backbones.alignn import fetch
@@ -171,7 +172,8 @@ def test_official_config_fields_honoured_or_refused(models):
     assert models["alignnff_wt01"].module.config == config
     model = {"name": "alignn_atomwise", "gradwise_weight": 0.1, "calculate_gradient": True, "energy_mult_natoms": True}
     assert ALIGNNConfig(norm="layer").norm == "layer" and ALIGNNConfig().norm == "batch"
-    for field, value in (("atomwise_output_features", 3), ("extra_features", 2), ("zero_inflated", True)):
+    for field, value in (("atomwise_output_features", 3), ("extra_features", 2), ("zero_inflated", True),
+                         ("additional_output_features", 1), ("multiply_cutoff", True)):
         with pytest.raises(ValueError, match=field):
             ALIGNNConfig.from_dict({**model, field: value})
     with pytest.raises(ValueError, match="unknown ALIGNN config fields"):
@@ -183,6 +185,21 @@ def test_official_config_fields_honoured_or_refused(models):
     # use_cutoff_function: the official smooth envelope of the bond length before its Gaussians
     length = torch.tensor([0.0, 3.0, 6.0, 7.0])
     torch.testing.assert_close(cutoff_envelope(length, 6.0), torch.tensor([1.0, 0.5, 0.0, 0.0]))
+    t = torch.linspace(0, 1, 11)
+    torch.testing.assert_close(cutoff_envelope(t, 1.0), 1 - 6 * t**5 + 15 * t**4 - 10 * t**3)  # alignn 2023
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    graph = NONCANON.build(to_crystal(rocksalt, id="NaCl"))
+    plain = alignn.ALIGNN(ALIGNNConfig(name="alignn_atomwise", hidden_features=16, embedding_features=8)).eval()
+    smooth = alignn.ALIGNN(ALIGNNConfig(name="alignn_atomwise", hidden_features=16, embedding_features=8,
+                                        use_cutoff_function=True, inner_cutoff=3.0)).eval()
+    smooth.load_state_dict(plain.state_dict())
+    batch = batch_graphs([graph])
+    with torch.no_grad():
+        assert not torch.allclose(plain(batch), smooth(batch))  # the envelope is applied, not ignored
+        far, zero = batch_graphs([graph]), batch_graphs([graph])
+        far.edge_r = far.edge_r * 10  # every bond beyond inner_cutoff: envelope 0, as a bond of length 0
+        zero.edge_r = torch.zeros_like(zero.edge_r)
+        torch.testing.assert_close(smooth(far), plain(zero), rtol=0, atol=0)
 
 
 def test_offline_without_wheel_says_how_to_fetch_it(tmp_path, monkeypatch):

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-#: ``alignn_atomwise`` fields that change neither the stages nor the energy output: loss weights,
-#: and settings of the autograd forces / stress (which extraction does not compute).
+#: ``alignn_atomwise`` fields that change neither the stages nor the energy output: loss weights and
+#: penalties, settings of the autograd forces / stress (which extraction does not compute), and
+#: ``lg_on_fly`` (the line graph computed inside the model instead of beforehand: the same graph).
 TRAINING_ONLY = frozenset({
     "grad_multiplier", "calculate_gradient", "graphwise_weight", "gradwise_weight", "stresswise_weight",
     "atomwise_weight", "force_mult_natoms", "energy_mult_natoms", "include_pos_deriv", "stress_multiplier",
-    "add_reverse_forces", "batch_stress",
+    "add_reverse_forces", "batch_stress", "lg_on_fly", "use_penalty", "penalty_factor", "penalty_threshold",
+    "additional_output_weight",
 })
 #: Fields refused when set away from their neutral value: field -> (neutral value, reason).
 REFUSED = {
     "extra_features": (0, "per-structure extra input features are not supported"),
     "atomwise_output_features": (0, "a per-atom output head (fc_atomwise) is not supported"),
+    "additional_output_features": (0, "an additional output head is not supported"),
+    "multiply_cutoff": (False, "multiplying edge features by the cutoff envelope is not supported"),
     "zero_inflated": (False, "zero-inflated outputs are not supported"),
 }
 NORMS = ("batch", "layer")
@@ -35,8 +39,9 @@ class ALIGNNConfig:
     ``norm`` is ours: the normalisation in every MLP layer and edge-gated convolution,
     ``"batch"`` (``BatchNorm1d``, plain ALIGNN) or ``"layer"`` (``LayerNorm``, ALIGNN-FF); it
     defaults to the official architecture's (``name``). ``use_cutoff_function`` replaces the bond
-    length by the envelope ``1 - 6t^5 + 15t^4 - 10t^3`` (t = length / ``inner_cutoff`` Å, 0
-    beyond) before its Gaussian expansion, as the official ``alignn_atomwise``.
+    length by the official envelope of degree ``exponent`` (``1 - 10t^3 + 15t^4 - 6t^5`` for 3,
+    alignn 2023's only one; t = length / ``inner_cutoff`` Å, 0 beyond) before its Gaussian
+    expansion, as ``alignn_atomwise``.
     """
 
     name: str = "alignn"
@@ -54,6 +59,7 @@ class ALIGNNConfig:
     norm: str | None = None
     use_cutoff_function: bool = False
     inner_cutoff: float = 6.0
+    exponent: int = 3
 
     def __post_init__(self):
         if self.name not in _ARCHITECTURE_NORM:
@@ -75,6 +81,8 @@ class ALIGNNConfig:
                 raise ValueError(f"{name} must be an integer >= {smallest}, got {value!r}")
         if not self.inner_cutoff > 0:
             raise ValueError(f"inner_cutoff must be > 0 Å, got {self.inner_cutoff!r}")
+        if not isinstance(self.exponent, int) or self.exponent < 1:
+            raise ValueError(f"exponent must be an integer >= 1, got {self.exponent!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ALIGNNConfig":

@@ -162,7 +162,11 @@ def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor
     return out
 
 
-def cutoff_envelope(length: torch.Tensor, inner_cutoff: float) -> torch.Tensor:
-    """``1 - 6t^5 + 15t^4 - 10t^3`` with t = length / inner_cutoff, 0 beyond (official alignn_atomwise)."""
+def cutoff_envelope(length: torch.Tensor, inner_cutoff: float, exponent: int = 3) -> torch.Tensor:
+    """The official smooth cutoff of alignn_atomwise: with t = length / inner_cutoff and p = exponent,
+    ``1 - (p+1)(p+2)/2 t^p + p(p+2) t^(p+1) - p(p+1)/2 t^(p+2)`` (p = 3: ``1 - 10t^3 + 15t^4 - 6t^5``),
+    0 beyond."""
     t = length / inner_cutoff
-    return torch.where(t <= 1, 1 - 6 * t**5 + 15 * t**4 - 10 * t**3, torch.zeros_like(length))
+    p = exponent
+    envelope = 1 - (p + 1) * (p + 2) / 2 * t**p + p * (p + 2) * t ** (p + 1) - p * (p + 1) / 2 * t ** (p + 2)
+    return torch.where(t <= 1, envelope, torch.zeros_like(length))

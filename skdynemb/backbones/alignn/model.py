@@ -99,7 +99,7 @@ class ALIGNN(nn.Module):
 
         length = torch.norm(batch.edge_r, dim=1)
         if self.config.use_cutoff_function:
-            length = cutoff_envelope(length, self.config.inner_cutoff)
+            length = cutoff_envelope(length, self.config.inner_cutoff, self.config.exponent)
         x = self.atom_embedding(self.atom_features.index_select(0, batch.atomic_numbers))
         y = rowwise(self.edge_embedding, length, self.config.hidden_features)
         z = rowwise(self.angle_embedding, batch.lg_h, self.config.hidden_features)
