@@ -71,7 +71,8 @@ def dedup_section(crystals, repeats):
             for u, v in zip(getattr(a, part), getattr(b, part)):
                 diff[key] = max(diff[key], float((u - v).abs().max()))
     counts = {
-        "distinct edges": sum(g.num_edges for g in graphs), "multigraph edges": sum(int(g.edge_mult.sum()) for g in graphs),
+        "distinct edges": sum(g.num_edges for g in graphs),
+        "multigraph edges": sum(int(g.edge_mult.sum()) for g in graphs),
         "distinct line-graph edges": sum(g.num_lg_edges for g in graphs),
         "multigraph line-graph edges": sum(int(g.lg_mult.sum()) for g in graphs),
     }

@@ -305,7 +305,8 @@ class KNearestGraph:
     def __post_init__(self):
         if not (isinstance(self.cutoff, (int, float)) and self.cutoff > BOND_TOL):
             raise ValueError(f"cutoff must be a number of Å above {BOND_TOL}, got {self.cutoff!r}")
-        if isinstance(self.max_neighbors, bool) or int(self.max_neighbors) != self.max_neighbors or self.max_neighbors < 1:
+        k = self.max_neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"max_neighbors must be a positive integer, got {self.max_neighbors!r}")
         if not isinstance(self.canonize, (bool, np.bool_)):
             raise ValueError(f"canonize must be True or False, got {self.canonize!r}")
@@ -357,7 +358,8 @@ class KNearestGraph:
         vec = np.dot((frac[high] + np.where(flip[:, None], -image, image)) - frac[low],
                      np.around(np.asarray(crystal.lattice, dtype=np.float64), 5))
         vec[flip] *= -1
-        return assemble_graph(crystal.numbers, src, dst, vec.astype(np.float32), image, mult.astype(np.int64), used_cutoff)
+        return assemble_graph(crystal.numbers, src, dst, vec.astype(np.float32), image, mult.astype(np.int64),
+                              used_cutoff)
 
 
 def batch_graphs(graphs: Sequence[AlignnGraph]) -> AlignnBatch:

@@ -392,3 +392,13 @@ def test_official_names_come_from_alignns_registries():
         names.resolve("alex_supercon_Tc")
     with pytest.raises(ValueError, match="unknown ALIGNN model 'nope'"):
         names.resolve("nope")
+
+
+def test_forward_stages_runs_the_batch_it_is_given(monkeypatch):
+    backbone = alignn.load("random")
+    calls = []
+    real = backbone.module.stages
+    monkeypatch.setattr(backbone.module, "stages",
+                        lambda batch, **kw: calls.append(batch.num_graphs) or real(batch, **kw))
+    crystals = [nacl()] * 70
+    assert len(backbone.forward_stages(crystals)) == 70 and calls == [70]  # one block-diagonal batch, no re-chunking

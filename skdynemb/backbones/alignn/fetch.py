@@ -119,7 +119,8 @@ def fetch_ff(checkpoint: str) -> Path:
         for name, digest in pins.items():
             data = wheel.read(f"alignn/ff/{checkpoint}/{name}")
             if sha256(data) != digest:
-                raise ValueError(f"{FF_WHEEL}: alignn/ff/{checkpoint}/{name} has sha256 {sha256(data)}, expected {digest}")
+                raise ValueError(
+                    f"{FF_WHEEL}: alignn/ff/{checkpoint}/{name} has sha256 {sha256(data)}, expected {digest}")
             partial = folder / f"{name}.part"
             partial.write_bytes(data)
             partial.replace(folder / name)

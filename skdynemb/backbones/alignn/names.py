@@ -60,7 +60,8 @@ def registry() -> dict[str, tuple[str | None, str | None]]:
         for name, meta in (_alignn2_models(pretrained.read_text()) if pretrained.is_file() else {}).items():
             graph = meta.get("graph")
             reason = None if graph == "knn" else (
-                f"ALIGNN2 model on a {graph!r} graph (cutoff {meta.get('cutoff')} Å); only the k-nearest graph is built")
+                f"ALIGNN2 model on a {graph!r} graph (cutoff {meta.get('cutoff')} Å); "
+                "only the k-nearest graph is built")
             table[name] = (meta.get("url"), reason)
         for file in ("all_models_alignn_atomwise.json", "all_models_alignn.json"):
             path = folder / "ff" / file
