@@ -394,8 +394,9 @@ def test_official_names_come_from_alignns_registries():
         names.resolve("nope")
 
 
-def test_forward_stages_runs_the_batch_it_is_given(monkeypatch):
-    backbone = alignn.load("random")
+def test_forward_stages_runs_the_batch_it_is_given(monkeypatch, tmp_path):
+    model = small_model()
+    backbone = alignn.load(alignn.save_checkpoint(model, model.config, tmp_path / "small"))
     calls = []
     real = backbone.module.stages
     monkeypatch.setattr(backbone.module, "stages",
