@@ -1,6 +1,6 @@
 """Speed of the DGL-free ALIGNN: graph building and forward passes on real MP structures.
 
-Graph building: ours (:func:`skdynemb.graphs.build_alignn_graph`, atom graph + line graph +
+Graph building: ours (:meth:`skdynemb.graphs.KNearestGraph.build`, atom graph + line graph +
 angle cosines) vs alignn's numpy builder (``nearest_neighbor_edges`` + ``build_undirected_edgedata``,
 atom graph only). Forward passes (eval, no grad, official 4+4-layer 256-d architecture, seeded
 random weights: same cost as a pretrained model): one block-diagonal batch of 64 vs one
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from skdynemb._paths import shared_data  # noqa: E402
 from skdynemb.backbones.alignn import load  # noqa: E402
-from skdynemb.graphs import batch_graphs, build_alignn_graph  # noqa: E402
+from skdynemb.graphs import KNearestGraph, batch_graphs  # noqa: E402
 from skdynemb.structures import to_crystals  # noqa: E402
 
 
@@ -78,11 +78,12 @@ def main() -> None:
     load_before = os.getloadavg()
     crystals = mp_crystals(args.n, args.seed)
     torch.set_num_threads(1)
-    build_alignn_graph(crystals[0])  # warm-up (imports)
+    rule = KNearestGraph()
+    rule.build(crystals[0])  # warm-up (imports)
     alignn_numpy_graph(crystals[0])
-    t_ours = timed(lambda: [build_alignn_graph(c) for c in crystals])
+    t_ours = timed(lambda: [rule.build(c) for c in crystals])
     t_ref = timed(lambda: [alignn_numpy_graph(c) for c in crystals])
-    graphs = [build_alignn_graph(c) for c in crystals]
+    graphs = [rule.build(c) for c in crystals]
     sizes = np.array([[g.num_nodes, g.num_edges, g.num_lg_edges] for g in graphs])
 
     model = load("random").module.eval()

@@ -35,6 +35,7 @@ def train(args) -> None:
 
     from skdynemb.backbones.alignn import ALIGNNConfig
     from skdynemb.datasets import load_mp_eform
+    from skdynemb.graphs import KNearestGraph
     from skdynemb.pretrain import pretrain_alignn
     from skdynemb.structures import to_crystal
 
@@ -49,7 +50,7 @@ def train(args) -> None:
                           alignn_layers=args.alignn_layers, gcn_layers=args.gcn_layers)
     result = pretrain_alignn(
         crystals, ds.targets["e_form"].to_numpy(), ids=list(ds.ids), output_dir=args.output, config=config,
-        max_neighbors=args.max_neighbors, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        graph=KNearestGraph(max_neighbors=args.max_neighbors), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         random_state=args.seed, num_threads=args.threads, device="auto",
     )
     summary = json.loads((result.output_dir / "summary.json").read_text())

@@ -15,3 +15,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]"
     echo "$want" > "$stamp"
 fi
+# ALIGNN-FF weights (PyPI wheel alignn==2023.6.20, sha256-pinned, not installed) into the skdynemb cache
+.venv/bin/python -m skdynemb.backbones.alignn >/dev/null || echo "setup.sh: ALIGNN-FF weights not fetched (offline?); the alignn-ff backbones will say how to get them" >&2

@@ -1,8 +1,8 @@
 """ALIGNN crystal graphs (atom graph + bond-angle line graph), built without DGL.
 
-:func:`build_alignn_graph` reproduces the default graph of the official ALIGNN
-(``Graph.atom_dgl_multigraph(neighbor_strategy="k-nearest", cutoff=8.0, max_neighbors=12,
-use_canonize=True)``), tie-breaks included, but vectorised over a C neighbour list (vesin):
+A graph rule (:class:`KNearestGraph`) reproduces the official ALIGNN builder
+(``Graph.atom_dgl_multigraph(neighbor_strategy="k-nearest", cutoff, max_neighbors,
+use_canonize)``), tie-breaks included, but vectorised over a C neighbour list (vesin):
 
 1. Cartesian sites are ``frac @ round(lattice, 5)``; periodic images are shifted by the lattice
    *as given*; distances are computed in float64 in the official order of operations and pairs
@@ -10,12 +10,21 @@ use_canonize=True)``), tie-breaks included, but vectorised over a C neighbour li
 2. While some site has fewer than ``max_neighbors`` neighbours, the cutoff grows to the longest
    lattice vector (if shorter than that) or doubles.
 3. Each site keeps every neighbour out to its ``max_neighbors``-th distance (exact ties kept).
-4. Bonds are canonicalised to ``(min(i, j), max(i, j), image)`` and de-duplicated; each gives
-   two directed edges, ``a -> b`` (image n) and ``b -> a`` (image -n). A periodic self-image
-   found as both n and -n is therefore stored twice, as in the official graph.
+4. Bonds: with ``canonize=True`` shell entries are folded to ``(min(i, j), max(i, j), image)``
+   and de-duplicated, without it every shell entry is a bond; each bond gives two directed
+   edges, ``a -> b`` (image n) and ``b -> a`` (image -n). The official graph is therefore a
+   *multigraph*: a periodic self-image found as both n and -n is stored twice (both rules), and
+   without canonization so is every bond that both its atoms have in their shells.
 5. Bond vectors are ``(frac[dst] + image - frac[src]) @ round(lattice, 5)`` (float64, then
-   float32); the line graph joins bond pairs ``dst(e1) == src(e2)``, ``e1 != e2``, with the
+   float32); the line graph joins edge pairs ``dst(e1) == src(e2)``, ``e1 != e2``, with the
    bond-angle cosine ``clamp(-r1 . r2 / (|r1| |r2|), -1, 1)`` in float32.
+
+Copies of a directed edge carry identical features at every ALIGNN layer, so
+:class:`AlignnGraph` stores each distinct ``(src, dst, image)`` edge once with its multiplicity
+``edge_mult``, and the line graph over distinct edges with pair multiplicities ``lg_mult``
+(``m1 * m2``, or ``m (m - 1)`` for a self-loop edge paired with its own copies). The network
+weights its sums and means by them, which is exactly the multigraph computation;
+:meth:`AlignnGraph.expanded` gives the official multigraph itself.
 
 Edges are ordered by ``(src, dst, image)`` and line-graph edges by ``(e1, e2)``, so the graph
 of a structure is fully deterministic.
@@ -39,22 +48,26 @@ _MAX_CUTOFF = 1000.0
 
 @dataclass(frozen=True, eq=False)
 class AlignnGraph:
-    """One structure's ALIGNN graph (numpy arrays).
+    """One structure's ALIGNN graph (numpy arrays), distinct edges with multiplicities.
 
     Attributes
     ----------
     atomic_numbers : ndarray of shape (N,), int64
         Atomic number of each site.
     edge_src, edge_dst : ndarray of shape (E,), int64
-        Directed edges (both directions of every bond are stored).
+        Distinct directed edges (both directions of every bond are stored).
     edge_r : ndarray of shape (E, 3), float32
         Bond vector src -> dst in Å.
     edge_image : ndarray of shape (E, 3), int64
         Lattice image of dst, ``edge_r = (frac[dst] + image - frac[src]) @ L``.
+    edge_mult : ndarray of shape (E,), int64
+        Copies of each edge in the official multigraph (>= 1).
     lg_src, lg_dst : ndarray of shape (T,), int64
         Line-graph edges, as indices into the edges.
     lg_h : ndarray of shape (T,), float32
         Cosine of the bond angle between edges ``lg_src`` and ``lg_dst``.
+    lg_mult : ndarray of shape (T,), int64
+        Copies of each line-graph edge in the multigraph's line graph (>= 1).
     cutoff : float
         The neighbour cutoff actually used (Å), after any extension.
     """
@@ -64,9 +77,11 @@ class AlignnGraph:
     edge_dst: np.ndarray
     edge_r: np.ndarray
     edge_image: np.ndarray
+    edge_mult: np.ndarray
     lg_src: np.ndarray
     lg_dst: np.ndarray
     lg_h: np.ndarray
+    lg_mult: np.ndarray
     cutoff: float
 
     @property
@@ -81,6 +96,15 @@ class AlignnGraph:
     def num_lg_edges(self) -> int:
         return len(self.lg_src)
 
+    def expanded(self) -> "AlignnGraph":
+        """The official multigraph: every edge repeated ``edge_mult`` times (copies adjacent), its
+        line graph built over the copies; all multiplicities 1."""
+        repeat = self.edge_mult
+        src, dst = np.repeat(self.edge_src, repeat), np.repeat(self.edge_dst, repeat)
+        edge_r = np.repeat(self.edge_r, repeat, axis=0)
+        return assemble_graph(self.atomic_numbers, src, dst, edge_r, np.repeat(self.edge_image, repeat, axis=0),
+                         np.ones(len(src), dtype=np.int64), self.cutoff)
+
 
 @dataclass(eq=False)
 class AlignnBatch:
@@ -89,16 +113,22 @@ class AlignnBatch:
     ``*_offsets`` are (B + 1,) cumulative counts: graph g owns nodes
     ``node_offsets[g]:node_offsets[g + 1]`` and likewise for edges and line-graph edges.
     ``graph_index``, ``edge_graph_index`` and ``lg_graph_index`` give each node / edge /
-    line-graph edge its graph.
+    line-graph edge its graph. Multiplicities (float32): ``edge_weight`` = copies of an edge
+    (its weight in sums into atoms and in bond means), ``lg_count`` = copies of a line-graph
+    edge (its weight in angle means), ``lg_weight`` = ``lg_count / edge_weight[lg_dst]``, the
+    copies that reach one copy of the destination edge (its weight in sums into edges).
     """
 
     atomic_numbers: torch.Tensor
     edge_src: torch.Tensor
     edge_dst: torch.Tensor
     edge_r: torch.Tensor
+    edge_weight: torch.Tensor
     lg_src: torch.Tensor
     lg_dst: torch.Tensor
     lg_h: torch.Tensor
+    lg_weight: torch.Tensor
+    lg_count: torch.Tensor
     graph_index: torch.Tensor
     edge_graph_index: torch.Tensor
     lg_graph_index: torch.Tensor
@@ -144,8 +174,8 @@ def _probe_radius(crystal, max_neighbors: int) -> float:
     return float((3 * (3 * max_neighbors) / (4 * np.pi * density)) ** (1 / 3))
 
 
-def _knn_bonds(crystal, cutoff: float, max_neighbors: int):
-    """Canonical bonds (a, b, image) with a <= b, unique rows, and the cutoff used.
+def _knn_shells(crystal, cutoff: float, max_neighbors: int):
+    """Every site's k-nearest shell as rows (i, j, image), and the cutoff used.
 
     A smaller probe radius is tried first: when every site has ``max_neighbors`` neighbours
     within it, its neighbour list already holds every site's whole k-nearest shell, so the
@@ -177,13 +207,25 @@ def _knn_bonds(crystal, cutoff: float, max_neighbors: int):
     first = np.concatenate([[0], np.cumsum(counts)[:-1]])
     kth = d[first + max_neighbors - 1]
     keep = d <= kth[i]
-    i, j, shifts = i[keep], j[keep], shifts[keep]
-    swap = j < i
-    a, b = np.where(swap, j, i), np.where(swap, i, j)
-    image = np.where(swap[:, None], -shifts, shifts)
-    bonds = np.column_stack([a, b, image])
-    _, first_of_each = np.unique(_lex_keys(bonds), return_index=True)
-    return bonds[first_of_each], cutoff
+    return np.column_stack([i[keep], j[keep], shifts[keep]]), cutoff
+
+
+def _directed_edges(shells: np.ndarray, canonize: bool) -> np.ndarray:
+    """The directed multigraph's edges (src, dst, image) as rows, one row per copy.
+
+    Every stored bond (a, b, n) gives ``a -> b`` (image n) and ``b -> a`` (image -n). With
+    ``canonize`` the bonds are the shell entries folded to ``(min, max, image)`` and
+    de-duplicated (a bond seen from both ends is stored once); without, every shell entry is a
+    bond of its own (a mutual bond is stored twice).
+    """
+    i, j, image = shells[:, 0], shells[:, 1], shells[:, 2:]
+    if canonize:
+        swap = j < i
+        bonds = np.column_stack([np.where(swap, j, i), np.where(swap, i, j), np.where(swap[:, None], -image, image)])
+        _, first_of_each = np.unique(_lex_keys(bonds), return_index=True)
+        bonds = bonds[first_of_each]
+        i, j, image = bonds[:, 0], bonds[:, 1], bonds[:, 2:]
+    return np.vstack([np.column_stack([i, j, image]), np.column_stack([j, i, -image])])
 
 
 def _lex_keys(rows: np.ndarray) -> np.ndarray:
@@ -202,14 +244,32 @@ def line_graph(src: np.ndarray, dst: np.ndarray, n_nodes: int) -> tuple[np.ndarr
     """ALIGNN's line graph of a directed graph: the edge pairs (e1, e2) with dst[e1] == src[e2] and
     e1 != e2 (bond e1 then bond e2 form an angle at their shared atom), as two index arrays into the
     edge list, sorted by (e1, e2). The edges must be sorted by ``src``; ``n_nodes`` atoms."""
+    e1, e2 = _all_pairs(src, dst, n_nodes)
+    keep = e1 != e2
+    return e1[keep], e2[keep]
+
+
+def weighted_line_graph(src, dst, mult, n_nodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The line graph of a multigraph given as distinct edges with multiplicities ``mult``.
+
+    Returns (e1, e2, count), sorted by (e1, e2): every pair with ``dst[e1] == src[e2]`` and
+    ``count`` = the pairs of copies it stands for, ``mult[e1] * mult[e2]``, or ``m (m - 1)`` when
+    e1 == e2 (a self-loop edge pairs with its other copies, not with itself); pairs of count 0
+    are left out. The edges must be sorted by ``src``.
+    """
+    e1, e2 = _all_pairs(src, dst, n_nodes)
+    count = mult[e1] * (mult[e2] - (e1 == e2))
+    keep = count > 0
+    return e1[keep], e2[keep], count[keep]
+
+
+def _all_pairs(src, dst, n_nodes):
     out_degree = np.bincount(src, minlength=n_nodes)
     first_out = np.concatenate([[0], np.cumsum(out_degree)[:-1]])
     per_e1 = out_degree[dst]
     e1 = np.repeat(np.arange(len(src)), per_e1)
     rank = np.arange(len(e1)) - np.repeat(np.cumsum(per_e1) - per_e1, per_e1)
-    e2 = first_out[dst][e1] + rank
-    keep = e1 != e2
-    return e1[keep], e2[keep]
+    return e1, first_out[dst][e1] + rank
 
 
 def bond_cosines(edge_r: torch.Tensor, lg_src: torch.Tensor, lg_dst: torch.Tensor) -> torch.Tensor:
@@ -219,49 +279,96 @@ def bond_cosines(edge_r: torch.Tensor, lg_src: torch.Tensor, lg_dst: torch.Tenso
     return torch.clamp(cos, -1, 1)
 
 
-def build_alignn_graph(crystal, cutoff: float = 8.0, max_neighbors: int = 12) -> AlignnGraph:
-    """The official ALIGNN k-nearest-neighbour graph and line graph of one crystal.
+def assemble_graph(numbers, src, dst, edge_r, image, mult, cutoff) -> AlignnGraph:
+    """An :class:`AlignnGraph` from distinct edges sorted by ``src`` (with their multiplicities
+    ``mult`` and vectors ``edge_r``, float32 Å): adds the weighted line graph and its cosines."""
+    lg_src, lg_dst, lg_mult = weighted_line_graph(src, dst, mult, len(numbers))
+    lg_h = bond_cosines(torch.from_numpy(edge_r), torch.from_numpy(lg_src), torch.from_numpy(lg_dst))
+    return AlignnGraph(
+        atomic_numbers=np.asarray(numbers, dtype=np.int64).copy(), edge_src=src, edge_dst=dst, edge_r=edge_r,
+        edge_image=image, edge_mult=mult, lg_src=lg_src, lg_dst=lg_dst, lg_h=lg_h.numpy(), lg_mult=lg_mult,
+        cutoff=cutoff,
+    )
+
+
+@dataclass(frozen=True)
+class KNearestGraph:
+    """The official ALIGNN k-nearest-neighbour graph rule (see the module docstring).
 
     Parameters
     ----------
-    crystal : Crystal
-        A :class:`~skdynemb.structures.Crystal` (other structure types are coerced).
     cutoff : float
-        Initial neighbour cutoff in Å (grown automatically, see module docstring).
+        Initial neighbour cutoff in Å (grown automatically when a site has too few neighbours).
     max_neighbors : int
         k, the neighbour shell every site keeps.
+    canonize : bool
+        ``use_canonize`` of the official builder: fold a bond seen from both ends into one
+        (the default of alignn's training config and pretrained-model inference) or keep every
+        site's shell as found (ALIGNN-FF).
     """
-    from skdynemb.structures import Crystal, to_crystal
 
-    if not isinstance(crystal, Crystal):
-        crystal = to_crystal(crystal)
-    if not cutoff > BOND_TOL:
-        raise ValueError(f"cutoff must exceed {BOND_TOL} Å, got {cutoff!r}")
-    if int(max_neighbors) != max_neighbors or max_neighbors < 1:
-        raise ValueError(f"max_neighbors must be a positive integer, got {max_neighbors!r}")
-    bonds, used_cutoff = _knn_bonds(crystal, float(cutoff), int(max_neighbors))
-    a, b, image = bonds[:, 0], bonds[:, 1], bonds[:, 2:]
-    frac = np.asarray(crystal.frac_coords, dtype=np.float64)
-    vec = np.dot((frac[b] + image) - frac[a], np.around(np.asarray(crystal.lattice, dtype=np.float64), 5))
-    src, dst = np.concatenate([a, b]), np.concatenate([b, a])
-    image = np.concatenate([image, -image])
-    vec = np.concatenate([vec, -vec])
-    order = np.argsort(_lex_keys(np.column_stack([src, dst, image])), kind="stable")
-    src, dst, image = src[order], dst[order], image[order]
-    edge_r = vec[order].astype(np.float32)
-    lg_src, lg_dst = line_graph(src, dst, crystal.num_sites)
-    lg_h = bond_cosines(torch.from_numpy(edge_r), torch.from_numpy(lg_src), torch.from_numpy(lg_dst))
-    return AlignnGraph(
-        atomic_numbers=np.asarray(crystal.numbers, dtype=np.int64).copy(),
-        edge_src=src,
-        edge_dst=dst,
-        edge_r=edge_r,
-        edge_image=image,
-        lg_src=lg_src,
-        lg_dst=lg_dst,
-        lg_h=lg_h.numpy(),
-        cutoff=used_cutoff,
-    )
+    cutoff: float = 8.0
+    max_neighbors: int = 12
+    canonize: bool = True
+
+    def __post_init__(self):
+        if not (isinstance(self.cutoff, (int, float)) and self.cutoff > BOND_TOL):
+            raise ValueError(f"cutoff must be a number of Å above {BOND_TOL}, got {self.cutoff!r}")
+        k = self.max_neighbors
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"max_neighbors must be a positive integer, got {self.max_neighbors!r}")
+        if not isinstance(self.canonize, (bool, np.bool_)):
+            raise ValueError(f"canonize must be True or False, got {self.canonize!r}")
+        object.__setattr__(self, "cutoff", float(self.cutoff))
+        object.__setattr__(self, "max_neighbors", int(self.max_neighbors))
+        object.__setattr__(self, "canonize", bool(self.canonize))
+
+    @property
+    def key(self) -> str:
+        """A stable text naming the rule, for cache keys."""
+        return f"k-nearest|cutoff={self.cutoff!r}|max_neighbors={self.max_neighbors}|canonize={self.canonize}"
+
+    def to_config(self) -> dict:
+        """The official training-config keys of this rule."""
+        return {"neighbor_strategy": "k-nearest", "cutoff": self.cutoff, "max_neighbors": self.max_neighbors,
+                "use_canonize": self.canonize, "atom_features": "cgcnn"}
+
+    @classmethod
+    def from_config(cls, config: dict, source: str = "config") -> "KNearestGraph":
+        """The rule of an official training config (missing keys take alignn's defaults:
+        k-nearest, 8 Å, 12 neighbours, ``use_canonize`` True, cgcnn atom features)."""
+        strategy = config.get("neighbor_strategy", "k-nearest")
+        features = config.get("atom_features", "cgcnn")
+        if strategy != "k-nearest" or features != "cgcnn":
+            raise ValueError(
+                f"{source}: trained on neighbor_strategy={strategy!r}, atom_features={features!r}; "
+                "only the k-nearest graph with cgcnn atom features is supported"
+            )
+        return cls(float(config.get("cutoff", 8.0)), int(config.get("max_neighbors", 12)),
+                   bool(config.get("use_canonize", True)))
+
+    def build(self, crystal) -> AlignnGraph:
+        """The graph and line graph of one crystal (:class:`~skdynemb.structures.Crystal`; other
+        structure types are coerced)."""
+        from skdynemb.structures import Crystal, to_crystal
+
+        if not isinstance(crystal, Crystal):
+            crystal = to_crystal(crystal)
+        shells, used_cutoff = _knn_shells(crystal, self.cutoff, self.max_neighbors)
+        rows = _directed_edges(shells, self.canonize)
+        keys = _lex_keys(rows)
+        _, first, mult = np.unique(keys, return_index=True, return_counts=True)  # sorted by (src, dst, image)
+        rows = rows[first]
+        src, dst, image = rows[:, 0], rows[:, 1], rows[:, 2:]
+        # the official order of operations: a bond's vector from its lower site, negated for the reverse
+        flip = src > dst
+        low, high = np.where(flip, dst, src), np.where(flip, src, dst)
+        frac = np.asarray(crystal.frac_coords, dtype=np.float64)
+        vec = np.dot((frac[high] + np.where(flip[:, None], -image, image)) - frac[low],
+                     np.around(np.asarray(crystal.lattice, dtype=np.float64), 5))
+        vec[flip] *= -1
+        return assemble_graph(crystal.numbers, src, dst, vec.astype(np.float32), image, mult.astype(np.int64),
+                              used_cutoff)
 
 
 def batch_graphs(graphs: Sequence[AlignnGraph]) -> AlignnBatch:
@@ -278,14 +385,19 @@ def batch_graphs(graphs: Sequence[AlignnGraph]) -> AlignnBatch:
         return np.concatenate([getattr(g, name) for g in graphs])
 
     t = torch.from_numpy
+    edge_mult, lg_dst = cat("edge_mult"), cat("lg_dst") + np.repeat(edge_off, n_lg)
+    lg_mult = cat("lg_mult")
     return AlignnBatch(
         atomic_numbers=t(cat("atomic_numbers")),
         edge_src=t(cat("edge_src") + np.repeat(node_off, n_edges)),
         edge_dst=t(cat("edge_dst") + np.repeat(node_off, n_edges)),
         edge_r=t(cat("edge_r")),
+        edge_weight=t(edge_mult.astype(np.float32)),
         lg_src=t(cat("lg_src") + np.repeat(edge_off, n_lg)),
-        lg_dst=t(cat("lg_dst") + np.repeat(edge_off, n_lg)),
+        lg_dst=t(lg_dst),
         lg_h=t(cat("lg_h")),
+        lg_weight=t((lg_mult // edge_mult[lg_dst]).astype(np.float32)),
+        lg_count=t(lg_mult.astype(np.float32)),
         graph_index=t(np.repeat(graph_ids, sizes[:, 0])),
         edge_graph_index=t(np.repeat(graph_ids, n_edges)),
         lg_graph_index=t(np.repeat(graph_ids, n_lg)),

@@ -12,12 +12,13 @@ from pymatgen.core import Lattice, Structure
 from skdynemb.backbones import load_backbone
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load
 from skdynemb.errors import InvalidSampleError
-from skdynemb.graphs import batch_graphs, build_alignn_graph
+from skdynemb.graphs import KNearestGraph, batch_graphs
 from skdynemb.pretrain import GraphStore, add_cli, folded_model, pretrain_alignn
 from skdynemb.pretrain import _train
 
 TINY = ALIGNNConfig(hidden_features=16, embedding_features=16, alignn_layers=1, gcn_layers=1)
-FAST = dict(config=TINY, max_neighbors=6, batch_size=16, lr=1e-2, progress=False)
+K6 = KNearestGraph(max_neighbors=6)
+FAST = dict(config=TINY, graph=K6, batch_size=16, lr=1e-2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +42,26 @@ def _state(out):
 def test_graph_store_round_trip_equals_builder(mp, tmp_path, monkeypatch):
     crystals = mp[0][:12]
     path = tmp_path / "graphs.npz"
-    store = GraphStore.cached(crystals, 8.0, 12, path)
+    store = GraphStore.cached(crystals, KNearestGraph(), path)
     with monkeypatch.context() as m:  # same structures and settings: read back, not rebuilt
         m.setattr(GraphStore, "build", classmethod(lambda *a, **k: pytest.fail("rebuilt a cached graph set")))
-        again = GraphStore.cached(crystals, 8.0, 12, path)
+        again = GraphStore.cached(crystals, KNearestGraph(), path)
     assert again is not store and again.key == store.key and len(again) == 12
     for i, crystal in enumerate(crystals):
-        expected = build_alignn_graph(crystal, 8.0, 12)
+        expected = KNearestGraph().build(crystal)
         got = again.graph(i)
-        for name in ("atomic_numbers", "edge_src", "edge_dst", "edge_r", "edge_image", "lg_src", "lg_dst", "lg_h"):
+        for name in ("atomic_numbers", "edge_src", "edge_dst", "edge_r", "edge_image", "edge_mult", "lg_src", "lg_dst",
+                     "lg_h", "lg_mult"):
             np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=f"{i} {name}")
         assert got.cutoff == expected.cutoff
     # other settings or other structures -> other key -> rebuilt, not reused
-    assert GraphStore.cached(crystals, 8.0, 6, path).key != store.key
-    assert GraphStore.cached(crystals[:11], 8.0, 6, path).key != store.key
+    assert GraphStore.cached(crystals, K6, path).key != store.key
+    assert GraphStore.cached(crystals, KNearestGraph(canonize=False), path).key != store.key
+    assert GraphStore.cached(crystals[:11], K6, path).key != store.key
+    # a BatchNorm network trains on the official multigraph: expanded batches
+    expanded = again.batch([0, 1], expand=True)
+    assert int(expanded.edge_src.numel()) == sum(int(again.graph(i).edge_mult.sum()) for i in (0, 1))
+    assert bool((expanded.edge_weight == 1).all() and (expanded.lg_count == 1).all())
 
 
 def test_loss_falls_and_checkpoint_round_trips(mp, tmp_path):
@@ -71,9 +78,9 @@ def test_loss_falls_and_checkpoint_round_trips(mp, tmp_path):
 
     # official layout, loadable by the backbone loaders as it is, predictions in eV/atom
     config = json.loads((result.checkpoint / "config.json").read_text())
-    assert config["model"]["hidden_features"] == 16 and config["max_neighbors"] == 6
+    assert config["model"]["hidden_features"] == 16 and config["max_neighbors"] == 6 and config["use_canonize"]
     backbone = load(result.checkpoint)
-    assert backbone.max_neighbors == 6 and backbone.stage_names == ["embedding", "alignn1", "gcn1"]
+    assert backbone.rule == K6 and backbone.stage_names == ["embedding", "alignn1", "gcn1"]
     test_crystals = [crystals[i] for i in test]
     pred = backbone.predict(test_crystals)
     assert np.mean(np.abs(pred - y[test])) == pytest.approx(result.test_mae, abs=1e-6)
@@ -83,13 +90,13 @@ def test_loss_falls_and_checkpoint_round_trips(mp, tmp_path):
     assert result.target_mean == pytest.approx(y[train].mean()) and result.target_std == pytest.approx(y[train].std())
     raw = ALIGNN(TINY)
     raw.load_state_dict(_state(tmp_path)["model"])
-    batch = batch_graphs([build_alignn_graph(c, 8.0, 6) for c in test_crystals])
+    batch = batch_graphs([K6.build(c) for c in test_crystals])
     with torch.no_grad():
         out = raw.eval()(batch).double().numpy()
         folded = folded_model(raw, result.target_mean, result.target_std)(batch).double().numpy()
     np.testing.assert_allclose(folded, out * result.target_std + result.target_mean, rtol=1e-5, atol=1e-5)
     # save -> load through the backbone loader -> bitwise the same predictions
-    _train._save_best(raw, result.target_mean, result.target_std, tmp_path / "again", 8.0, 6)
+    _train._save_best(raw, result.target_mean, result.target_std, tmp_path / "again", K6)
     np.testing.assert_array_equal(load(tmp_path / "again").predict(test_crystals), folded.astype(np.float32))
 
 
@@ -214,7 +221,7 @@ def test_shipped_extractor_predicts_held_out_mp_formation_energies(shared):
     ds = load_mp_eform()
     test = train_val_test_split(len(ds), (0.8, 0.1, 0.1), random_state=123)[2][::115]  # 32 of the 3,673
     backbone = load(folder)
-    assert backbone.max_neighbors == 8 and backbone.stage_dims == [64] * 5
+    assert backbone.rule == KNearestGraph(max_neighbors=8) and backbone.stage_dims == [64] * 5
     pred = backbone.predict([ds.structures[int(i)] for i in test])
     error = np.abs(pred - ds.targets["e_form"].to_numpy()[test])
     # the card reports 0.0575 eV/atom on the whole test split; 32 structures scatter, so allow ~2x

@@ -20,6 +20,11 @@ _REGISTRY: dict[str, tuple[str, str | None]] = {
     "alignn": ("skdynemb.backbones.alignn", None),
     # our CPU-sized ALIGNN trained on MP formation energy (see skdynemb/data/alignn-mp-eform/MODEL_CARD.md)
     "alignn-mp-eform": ("skdynemb.backbones.alignn", str(Path(__file__).resolve().parents[1] / "data" / "alignn-mp-eform")),
+    # the official full-size ALIGNN-FF (JARVIS-DFT energies + forces; weights from the PyPI wheel alignn==2023.6.20)
+    "alignn-ff-wt01": ("skdynemb.backbones.alignn", "alignnff_wt01"),
+    "alignn-ff-wt1": ("skdynemb.backbones.alignn", "alignnff_wt1"),
+    "alignn-ff-wt10": ("skdynemb.backbones.alignn", "alignnff_wt10"),
+    "alignn-ff": ("skdynemb.backbones.alignn", "alignnff_wt10"),  # the one that measures best downstream
 }
 
 

@@ -42,6 +42,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--gcn-layers", type=_count, default=4, help="edge-gated GCN layers (default: 4)")
     p.add_argument("--max-neighbors", type=_positive, default=12, help="k of the k-nearest graph (default: 12)")
     p.add_argument("--cutoff", type=float, default=8.0, help="initial neighbour cutoff, Å (default: 8)")
+    p.add_argument("--no-canonize", action="store_true",
+                   help="keep every site's neighbour shell as found (alignn use_canonize=False, as ALIGNN-FF)")
     p.add_argument("--batch-size", type=_positive, default=64, help="structures per step (default: 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="(peak) learning rate (default: 1e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="AdamW weight decay (default: 1e-5)")
@@ -91,6 +93,7 @@ def run_pretrain(args) -> int:
     from tqdm.auto import tqdm
 
     from skdynemb.backbones.alignn import ALIGNNConfig
+    from skdynemb.graphs import KNearestGraph
     from skdynemb.pretrain._train import pretrain_alignn
     from skdynemb.structures import to_crystal
 
@@ -101,8 +104,9 @@ def run_pretrain(args) -> int:
                           alignn_layers=args.alignn_layers, gcn_layers=args.gcn_layers)
     try:
         result = pretrain_alignn(
-            crystals, y, ids=ids, output_dir=args.output, config=config, cutoff=args.cutoff,
-            max_neighbors=args.max_neighbors, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            crystals, y, ids=ids, output_dir=args.output, config=config,
+            graph=KNearestGraph(args.cutoff, args.max_neighbors, canonize=not args.no_canonize),
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, loss=args.loss, scheduler=args.scheduler,
             val_fraction=args.val_fraction, test_fraction=args.test_fraction, random_state=args.seed,
             resume=not args.no_resume, device=args.device, num_threads=args.threads, progress=not args.no_progress,

@@ -36,6 +36,7 @@ from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
 from skdynemb.datasets.splits import train_val_test_split
 from skdynemb.errors import InvalidSampleError
+from skdynemb.graphs import KNearestGraph
 from skdynemb.pretrain._store import GraphStore
 
 LOSSES = {"mae": F.l1_loss, "mse": F.mse_loss}
@@ -110,12 +111,12 @@ def folded_model(model: ALIGNN, mean: float, std: float) -> ALIGNN:
     return out.eval()
 
 
-def _save_best(model: ALIGNN, mean: float, std: float, folder: Path, cutoff: float, max_neighbors: int) -> None:
+def _save_best(model: ALIGNN, mean: float, std: float, folder: Path, rule: KNearestGraph) -> None:
     """Write the folded model to ``folder`` via a sibling temporary folder, file by file atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        save_checkpoint(folded_model(model, mean, std).cpu(), model.config, tmp, cutoff, max_neighbors)
+        save_checkpoint(folded_model(model, mean, std).cpu(), model.config, tmp, rule)
         for item in tmp.iterdir():
             os.replace(item, folder / item.name)
     finally:
@@ -139,7 +140,7 @@ def _run_epoch(model, optimizer, scheduler, store, order, y_std, batch_size, los
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batch = store.batch(idx).to(device)
+        batch = store.batch(idx, expand=model.config.norm == "batch").to(device)
         target = torch.as_tensor(y_std[idx], dtype=torch.float32, device=device)
         pred = model.stages(batch, pool_edges=False).output  # no per-graph bond/angle means to compute
         loss = loss_fn(pred, target)
@@ -163,8 +164,7 @@ def pretrain_alignn(
     output_dir: str | Path,
     ids: Sequence | None = None,
     config: ALIGNNConfig | None = None,
-    cutoff: float = 8.0,
-    max_neighbors: int = 12,
+    graph: KNearestGraph = KNearestGraph(),
     epochs: int = 300,
     batch_size: int = 64,
     lr: float = 1e-3,
@@ -195,10 +195,9 @@ def pretrain_alignn(
     config : ALIGNNConfig, optional
         Network hyper-parameters (default: the official ``ALIGNNConfig()``, 4 + 4 layers, 256
         wide); a scalar regression head is required.
-    cutoff : float, default=8.0
-        Initial neighbour cutoff in Å, stored in the checkpoint.
-    max_neighbors : int, default=12
-        k of the k-nearest graph, stored in the checkpoint.
+    graph : KNearestGraph, optional
+        The graph rule (:class:`~skdynemb.graphs.KNearestGraph`), stored in the checkpoint
+        (default: ``KNearestGraph()``, the official canonical 8 Å / 12-neighbour rule).
     epochs : int, default=300
         Training epochs.
     batch_size : int, default=64
@@ -260,11 +259,11 @@ def pretrain_alignn(
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        store = GraphStore.cached(crystals, cutoff, max_neighbors, out / GRAPHS_FILE, progress)
+        store = GraphStore.cached(crystals, graph, out / GRAPHS_FILE, progress)
         mean, std = (float(y[train].mean()), float(y[train].std())) if standardize else (0.0, 1.0)
         std = std if std > 0 else 1.0
         settings = {
-            "model": config.to_dict(), "cutoff": float(cutoff), "max_neighbors": int(max_neighbors),
+            "model": config.to_dict(), "graph_rule": graph.key,
             "epochs": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
             "loss": loss, "scheduler": scheduler, "val_fraction": float(val_fraction),
             "test_fraction": float(test_fraction), "random_state": int(random_state), "standardize": bool(standardize),
@@ -295,7 +294,7 @@ def pretrain_alignn(
             history.append(row)
             if best is None or val_mae < best["val_mae"]:
                 best = {"epoch": epoch, "val_mae": val_mae}
-                _save_best(model, mean, std, out / BEST_DIR, cutoff, max_neighbors)
+                _save_best(model, mean, std, out / BEST_DIR, graph)
             _save_state(out, epoch, model, optimizer, sched, history, best, settings)
             _write_lines(out / LOG_FILE, history)
             if progress:

@@ -11,7 +11,8 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from skdynemb.backbones import alignn
-from skdynemb.graphs import batch_graphs, build_alignn_graph
+from skdynemb.backbones.alignn import fetch
+from skdynemb.graphs import KNearestGraph, batch_graphs
 from skdynemb.structures import Crystal, to_crystal
 
 NAMES = [
@@ -19,6 +20,7 @@ NAMES = [
     "JVASP-22556", "JVASP-97984", "JVASP-76567", "JVASP-98224", "JVASP-60702", "JVASP-97677",
     "handbuilt-Cu1-cubic10A",
 ]
+CANON = KNearestGraph()
 X_STAGES = ["00_embed", *(f"0{k + 1}_alignn{k}" for k in range(4)), *(f"0{k + 5}_gcn{k}" for k in range(4))]
 
 
@@ -41,22 +43,33 @@ def graphs(fixtures):
     for name in NAMES:
         ref = np.load(fixtures / "graphs" / f"{name}.npz")
         crystal = Crystal(ref["lattice_mat"], ref["frac_coords"], ref["atomic_numbers"], name)
-        out[name] = (crystal, build_alignn_graph(crystal), ref)
+        out[name] = (crystal, CANON.build(crystal), ref)
     return out
 
 
 def edge_maps(graph, ref):
-    """Reference edge k -> our edge, reference line-graph edge t -> ours (edges matched by (src, dst, image))."""
-    ref_rows = np.column_stack([ref["edge_src"], ref["edge_dst"], ref["edge_image"]])
-    our_rows = np.column_stack([graph.edge_src, graph.edge_dst, graph.edge_image])
-    ref_order, our_order = np.lexsort(ref_rows.T[::-1]), np.lexsort(our_rows.T[::-1])
-    np.testing.assert_array_equal(ref_rows[ref_order], our_rows[our_order])
-    edges = np.empty(len(ref_order), dtype=np.int64)
-    edges[ref_order] = our_order
+    """Reference edge k -> our distinct edge, reference line-graph edge t -> our distinct line-graph edge
+    (edges matched by (src, dst, image); our distinct edges are sorted by it, and every one stands for
+    as many reference edges as its multiplicity)."""
+    span = max(int(np.abs(graph.edge_image).max()), int(np.abs(ref["edge_image"]).max())) + 1
+
+    def keys(src, dst, image):
+        key = src * graph.num_nodes + dst
+        for c in range(3):
+            key = key * (2 * span + 1) + image[:, c] + span
+        return key
+
+    ours = keys(graph.edge_src, graph.edge_dst, graph.edge_image)
+    assert np.all(np.diff(ours) > 0)
+    wanted = keys(ref["edge_src"], ref["edge_dst"], ref["edge_image"])
+    edges = np.searchsorted(ours, wanted)
+    np.testing.assert_array_equal(ours[edges], wanted)
+    np.testing.assert_array_equal(np.bincount(edges, minlength=graph.num_edges), graph.edge_mult)
     key = graph.lg_src * graph.num_edges + graph.lg_dst
     wanted = edges[ref["lg_src"]] * graph.num_edges + edges[ref["lg_dst"]]
     lg = np.searchsorted(key, wanted)
     np.testing.assert_array_equal(key[lg], wanted)
+    np.testing.assert_array_equal(np.bincount(lg, minlength=graph.num_lg_edges), graph.lg_mult)
     return edges, lg
 
 
@@ -133,14 +146,16 @@ def test_batched_matches_official_and_single(reference_model, graphs, fixtures):
 
 
 def test_pooled_edges_are_means_of_full_edges(reference_model, graphs):
+    """Per-graph bond / angle means over the multigraph (distinct edges weighted by multiplicity)."""
     batch = batch_graphs([graphs[n][1] for n in NAMES[:4]])
+    multigraph = batch_graphs([graphs[n][1].expanded() for n in NAMES[:4]])
     with torch.no_grad():
-        full, pooled = reference_model.stages(batch), reference_model.stages(batch, pool_edges=True)
+        full, pooled = reference_model.stages(multigraph), reference_model.stages(batch, pool_edges=True)
         prediction = reference_model(batch)
-    torch.testing.assert_close(prediction, full.output, rtol=0, atol=0)
+    torch.testing.assert_close(prediction, pooled.output, rtol=0, atol=0)
     for g in range(4):
-        edges = slice(int(batch.edge_offsets[g]), int(batch.edge_offsets[g + 1]))
-        lg = slice(int(batch.lg_offsets[g]), int(batch.lg_offsets[g + 1]))
+        edges = slice(int(multigraph.edge_offsets[g]), int(multigraph.edge_offsets[g + 1]))
+        lg = slice(int(multigraph.lg_offsets[g]), int(multigraph.lg_offsets[g + 1]))
         for k in range(9):
             torch.testing.assert_close(pooled.y[k][g], full.y[k][edges].mean(0), rtol=0, atol=1e-5)
         for k in range(5):
@@ -200,25 +215,26 @@ def nacl() -> Crystal:
 
 def test_save_and_load_roundtrip_folder_and_zip(tmp_path):
     model = small_model()
-    folder = alignn.save_checkpoint(model, model.config, tmp_path / "run", cutoff=7.0, max_neighbors=10)
+    rule = KNearestGraph(7.0, 10, canonize=False)
+    folder = alignn.save_checkpoint(model, model.config, tmp_path / "run", rule)
     config = json.loads((folder / "config.json").read_text())
-    assert config["model"]["hidden_features"] == 16 and config["cutoff"] == 7.0
+    assert config["model"]["hidden_features"] == 16 and config["cutoff"] == 7.0 and config["use_canonize"] is False
     # the figshare zips keep their files in a sub-folder
     archive = tmp_path / "model.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for name in ("config.json", "best_model.pt"):
             z.write(folder / name, f"some_run/{name}")
-    batch = batch_graphs([build_alignn_graph(nacl())])
+    batch = batch_graphs([CANON.build(nacl())])
     with torch.no_grad():
         expected = model(batch)
     for source in (folder, archive):
-        loaded, settings = alignn.load_checkpoint(source)
-        assert settings == {"cutoff": 7.0, "max_neighbors": 10}
+        loaded, loaded_rule = alignn.load_checkpoint(source)
+        assert loaded_rule == rule
         assert loaded.config == model.config
         with torch.no_grad():
             assert torch.equal(loaded(batch), expected)
     backbone = alignn.load(archive)
-    assert backbone.cutoff == 7.0 and backbone.max_neighbors == 10 and backbone.stage_dims == [16] * 3
+    assert backbone.rule == rule and backbone.stage_dims == [16] * 3
 
 
 def test_ignite_style_checkpoint_loads_without_running_its_code(tmp_path):
@@ -293,7 +309,7 @@ def test_load_by_name_offline_and_from_cache(tmp_path, monkeypatch):
     def offline(url, filename):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(alignn.urllib.request, "urlretrieve", offline)
+    monkeypatch.setattr(fetch.urllib.request, "urlretrieve", offline)
     with pytest.raises(RuntimeError, match=r"weights='/path/to/mp_e_form_alignn.zip'"):
         alignn.load("mp_e_form_alignn")
     assert not list((tmp_path / "cache" / "alignn").iterdir())  # no partial file left behind
@@ -325,11 +341,10 @@ def test_forward_stages_batched_equals_single_and_refuses_unknown_elements():
                                              [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]), id="ZnO"),
         to_crystal(Structure(Lattice.cubic(3.0), ["Fe"], [[0, 0, 0]]), id="Fe"),
     ]
-    backbone.batch_size = 2  # two batches: [NaCl, ZnO], [Fe]
-    results = backbone.forward_stages(crystals)
+    results = backbone.forward_stages(crystals[:2]) + backbone.forward_stages(crystals[2:])
     for crystal, result in zip(crystals, results):
         with torch.no_grad():
-            single = backbone.module.stages(batch_graphs([build_alignn_graph(crystal)]))
+            single = backbone.module.stages(batch_graphs([CANON.build(crystal).expanded()]))
         assert [a.shape for a in result.atom] == [(crystal.num_sites, 256)] * 9
         for k in range(9):
             np.testing.assert_allclose(result.atom[k], single.x[k].numpy(), rtol=0, atol=1e-5)
@@ -344,7 +359,7 @@ def test_forward_stages_batched_equals_single_and_refuses_unknown_elements():
 def test_small_model_trains():
     """A CPU-sized config runs forward and backward (for pretraining)."""
     model = small_model().train()
-    batch = batch_graphs([build_alignn_graph(nacl()), build_alignn_graph(nacl())])
+    batch = batch_graphs([CANON.build(nacl()).expanded()] * 2)
     loss = model(batch).pow(2).sum()
     loss.backward()
     # as in the official model, the last layers' angle / bond outputs do not reach the prediction
@@ -363,3 +378,28 @@ def test_gpu_matches_cpu(reference_model, graphs):
         gpu = reference_model.to("cuda").stages(batch.to("cuda")).x[-1].cpu()
     reference_model.to("cpu")
     torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4)
+
+
+def test_official_names_come_from_alignns_registries():
+    from skdynemb.backbones.alignn import names
+
+    known = alignn.official_names()
+    # the legacy figshare table, the ALIGNN-FF table and the ALIGNN2 registry of alignn 2026.8.11
+    assert {"mp_e_form_alignn", "jv_optb88vdw_total_energy_alignn", "qm9_U0_alignn", "alignnff_wt10",
+            "v12.2.2024_dft_3d_307k", "formation_energy_peratom_knn"} <= set(known)
+    assert set(alignn.OFFICIAL_MODELS) <= set(known) and len(known) > 200
+    with pytest.raises(ValueError, match="'alex_supercon_Tc' is not supported: ALIGNN2 model on a 'radius' graph"):
+        names.resolve("alex_supercon_Tc")
+    with pytest.raises(ValueError, match="unknown ALIGNN model 'nope'"):
+        names.resolve("nope")
+
+
+def test_forward_stages_runs_the_batch_it_is_given(monkeypatch, tmp_path):
+    model = small_model()
+    backbone = alignn.load(alignn.save_checkpoint(model, model.config, tmp_path / "small"))
+    calls = []
+    real = backbone.module.stages
+    monkeypatch.setattr(backbone.module, "stages",
+                        lambda batch, **kw: calls.append(batch.num_graphs) or real(batch, **kw))
+    crystals = [nacl()] * 70
+    assert len(backbone.forward_stages(crystals)) == 70 and calls == [70]  # one block-diagonal batch, no re-chunking

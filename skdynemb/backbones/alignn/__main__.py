@@ -1,0 +1,3 @@
+from skdynemb.backbones.alignn.fetch import main
+
+main()

@@ -1,0 +1,131 @@
+"""ALIGNN as a stage extractor: :class:`AlignnBackbone` and :func:`load`.
+
+Stages (all ``hidden_features`` = 256-d for the official models): ``"embedding"`` (atom MLP),
+``"alignn1"``..``"alignn4"`` (atom + line graph updates), ``"gcn1"``..``"gcn4"`` (atom graph only).
+Bond features exist after the embedding and after every layer; angle features after the
+embedding and after each ALIGNN layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skdynemb.backbones.alignn.checkpoints import load_checkpoint
+from skdynemb.backbones.alignn.config import ALIGNNConfig
+from skdynemb.backbones.alignn.model import ALIGNN
+from skdynemb.backbones.alignn.names import official_names, resolve
+from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.graphs import AlignnBatch, KNearestGraph, batch_graphs
+
+
+@dataclass
+class AlignnBackbone(Backbone):
+    """An :class:`ALIGNN` exposed stage by stage (build it with :func:`load`).
+
+    ``rule`` is the graph rule the network was trained on (from its checkpoint's config).
+    :meth:`forward_stages` runs the structures it is given as one block-diagonal batch.
+    """
+
+    rule: KNearestGraph = field(default_factory=KNearestGraph)
+    known_elements: int = field(default=100, repr=False)
+
+    def check_elements(self, crystal, index: int) -> None:
+        bad = sorted({int(z) for z in np.asarray(crystal.numbers) if not 1 <= z <= self.known_elements})
+        if bad:
+            raise ValueError(
+                f"sample {index} (id={crystal.id!r}): {self.name} has no CGCNN atom features for "
+                f"atomic number(s) {bad} (covers Z = 1..{self.known_elements})"
+            )
+
+    def batch(self, crystals: Sequence) -> AlignnBatch:
+        """The block-diagonal graph batch of ``crystals`` under :attr:`rule` (elements checked)."""
+        from skdynemb.structures import Crystal, to_crystal
+
+        crystals = [c if isinstance(c, Crystal) else to_crystal(c, index=i) for i, c in enumerate(crystals)]
+        for i, crystal in enumerate(crystals):
+            self.check_elements(crystal, i)
+        return batch_graphs([self.rule.build(c) for c in crystals])
+
+    def forward_stages(self, crystals: Sequence) -> list[StageOutput]:
+        """Per crystal: atom features per stage (site order), mean bond and angle features per stage."""
+        if len(crystals) == 0:
+            return []
+        self.module.eval()
+        batch = self.batch(crystals)
+        with torch.no_grad():
+            stages = self.module.stages(batch.to(self.device), pool_edges=True)
+        sizes = torch.diff(batch.node_offsets).tolist()
+        atoms = [torch.split(x.float().cpu(), sizes) for x in stages.x]
+        bonds = [y.float().cpu().numpy() for y in stages.y]
+        angles = [z.float().cpu().numpy() for z in stages.z]
+        return [
+            StageOutput(atom=[a[i].numpy().copy() for a in atoms], bond=[b[i].copy() for b in bonds],
+                        angle=[a[i].copy() for a in angles])
+            for i in range(len(sizes))
+        ]
+
+    def predict(self, crystals: Sequence) -> np.ndarray:
+        """The network's own prediction per crystal (units of the checkpoint's target; ALIGNN-FF:
+        eV/atom), in batches of :attr:`default_batch_size`."""
+        self.module.eval()
+        outputs = []
+        for start in range(0, len(crystals), self.default_batch_size):
+            batch = self.batch(crystals[start : start + self.default_batch_size])
+            with torch.no_grad():
+                outputs.append(self.module(batch.to(self.device)).cpu())
+        return torch.cat(outputs).numpy() if outputs else np.empty(0, dtype=np.float32)
+
+
+def _random_model(seed: int = 0) -> ALIGNN:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ALIGNN(ALIGNNConfig()).eval()
+
+
+def load(weights: str | Path | None = None) -> AlignnBackbone:
+    """An :class:`AlignnBackbone` from ``weights``.
+
+    ``weights``: a checkpoint folder / zip / ``.pt`` path; an official model name
+    (:func:`~skdynemb.backbones.alignn.names.official_names`, fetched once into the cache); or
+    ``"random"`` for an untrained, seeded network (tests only). There is no implicit default.
+    """
+    if weights is None:
+        raise ValueError(
+            "ALIGNN needs weights: pass a checkpoint path (folder, zip or .pt), an official model name "
+            "(e.g. 'alignnff_wt10', 'mp_e_form_alignn'; all in skdynemb.backbones.alignn.official_names()), "
+            "or 'random' for an untrained seeded network (tests only)"
+        )
+    rule = KNearestGraph()
+    if str(weights) == "random":
+        model, name = _random_model(), "alignn:random"
+    elif Path(weights).exists():
+        model, rule = load_checkpoint(weights)
+        name = f"alignn:{Path(weights).name}"
+    elif str(weights) in official_names():
+        path, pins = resolve(str(weights))
+        model, rule = load_checkpoint(path, pins)
+        name = f"alignn:{weights}"
+    else:
+        raise ValueError(
+            f"ALIGNN weights {str(weights)!r}: no such file or folder, and not an official model name "
+            "(skdynemb.backbones.alignn.official_names())"
+        )
+    config = model.config
+    n_stages = 1 + config.alignn_layers + config.gcn_layers
+    return AlignnBackbone(
+        name=name,
+        module=model,
+        stage_names=["embedding"]
+        + [f"alignn{k}" for k in range(1, config.alignn_layers + 1)]
+        + [f"gcn{k}" for k in range(1, config.gcn_layers + 1)],
+        stage_dims=[config.hidden_features] * n_stages,
+        bond_dims=[config.hidden_features] * n_stages,
+        angle_dims=[config.hidden_features] * (1 + config.alignn_layers),
+        known_elements=len(model.atom_features) - 1,
+        rule=rule,
+    )
