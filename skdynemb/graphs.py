@@ -198,7 +198,7 @@ def _knn_shells(crystal, cutoff: float, max_neighbors: int):
         cutoff = longest if cutoff < longest else 2 * cutoff
         if cutoff > _MAX_CUTOFF:
             raise ValueError(
-                f"structure {crystal.id!r}: fewer than {max_neighbors} neighbours within "
+                f"{'' if crystal.id is None else f'structure {crystal.id!r}: '}fewer than {max_neighbors} neighbours within "
                 f"{_MAX_CUTOFF} Å for some site; the cell is too sparse for a k-nearest graph"
             )
         radius = cutoff

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from contextlib import contextmanager
@@ -24,8 +23,7 @@ def naming_the_file(source):
     except _UNREADABLE as exc:
         if source is None or str(source) in str(exc):
             raise
-        what = "a JSON file there (e.g. config.json) is not valid JSON: " if isinstance(exc, json.JSONDecodeError) else ""
-        raise ValueError(f"{source}: could not load these weights ({what}{type(exc).__name__}: {exc})") from exc
+        raise ValueError(f"{source}: could not load these weights ({type(exc).__name__}: {exc})") from exc
 
 
 def check_statistics(module: torch.nn.Module, source) -> None:

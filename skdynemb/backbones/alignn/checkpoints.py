@@ -43,6 +43,14 @@ def _pinned(data: bytes, name: str, pins: dict[str, str] | None, source) -> byte
     return data
 
 
+def _json(data: bytes, source) -> dict:
+    """A training config parsed from ``data``; a ValueError naming ``source`` if it is not valid JSON."""
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source}: not a valid JSON training config ({exc})") from exc
+
+
 class _Inert:
     """Stand-in for any non-tensor object in a legacy checkpoint: accepts everything, does nothing."""
 
@@ -161,7 +169,7 @@ def read_checkpoint(path: Path, pins: dict[str, str] | None = None) -> tuple[dic
         if weights is None:
             raise ValueError(f"{path}: no best_model.pt / checkpoint_<n>.pt in this folder")
         configs = [n for n in names if Path(n).name == CONFIG_FILE]
-        config = json.loads(_pinned((path / configs[0]).read_bytes(), configs[0], pins, path)) if configs else {}
+        config = _json(_pinned((path / configs[0]).read_bytes(), configs[0], pins, path), path / configs[0]) if configs else {}
         return config, _pinned((path / weights).read_bytes(), weights, pins, path), f"{path}/{weights}"
     if path.is_file() and path.suffix not in _TORCH_SUFFIXES and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
@@ -170,11 +178,11 @@ def read_checkpoint(path: Path, pins: dict[str, str] | None = None) -> tuple[dic
             if weights is None:
                 raise ValueError(f"{path}: no best_model.pt / checkpoint_<n>.pt in this zip")
             configs = [n for n in names if Path(n).name == CONFIG_FILE]
-            config = json.loads(_pinned(archive.read(configs[0]), configs[0], pins, path)) if configs else {}
+            config = _json(_pinned(archive.read(configs[0]), configs[0], pins, path), f"{path}:{configs[0]}") if configs else {}
             return config, _pinned(archive.read(weights), weights, pins, path), f"{path}:{weights}"
     if path.is_file():
         beside = path.parent / CONFIG_FILE
-        config = json.loads(_pinned(beside.read_bytes(), CONFIG_FILE, pins, path)) if beside.is_file() else {}
+        config = _json(_pinned(beside.read_bytes(), CONFIG_FILE, pins, path), beside) if beside.is_file() else {}
         return config, _pinned(path.read_bytes(), path.name, pins, path), str(path)
     raise FileNotFoundError(f"no ALIGNN checkpoint at {str(path)!r}")
 
