@@ -579,8 +579,8 @@ def _settings(transformer, source: RecordSource, chunk_size: int) -> dict:
         "n_structures": len(source),
         "chunk_size": chunk_size,
         "backbone": transformer.backbone,
-        "fingerprint": transformer._fingerprint(),
-        "backbone_identity": digest(transformer._backbone_identity()),
+        "fingerprint": transformer.fingerprint_,
+        "backbone_identity": digest(transformer.backbone_identity_),
         "standardize": transformer.standardize,
         "layers": list(transformer.layers_),
         "pooling": transformer.pooling,
@@ -671,7 +671,7 @@ def extract_to_file(
 
     schema = _schema(fitted.get_feature_names_out(), fitted.pooling)
     worker = copy.copy(fitted).set_params(progress=False, n_jobs=None)
-    n_jobs, batch = fitted.n_jobs, fitted.batch_size or fitted.backbone_.default_batch_size
+    n_jobs, batch = fitted.n_jobs, fitted.batch_size_
     parent, chunk_hashes, resumed = os.getpid(), {}, 0
     with tqdm(total=len(source), unit="structure", desc="extract", disable=not progress) as bar:
         for k, chunk in enumerate(_chunks(source.records(), chunk_size)):
