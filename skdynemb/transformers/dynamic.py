@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 import numpy as np
@@ -16,14 +15,14 @@ from skdynemb.errors import InvalidStructureError
 from skdynemb.extraction import SampleError, extract_pooled_or_errors, resolve_device
 from skdynemb.pooling import PooledStages
 from skdynemb.provenance import backbone_identity
-from skdynemb.structures import STANDARDIZE, Crystal, standardize, to_crystals
+from skdynemb.structures import STANDARDIZE, Crystal, standardize, string_kind, to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
 
 
 def _reject_formulas(items, ids) -> None:
     """Raise InvalidStructureError for the first item that is a chemical formula, not a structure."""
     for i, obj in enumerate(items):
-        if not isinstance(obj, str) or "\n" in obj or len(obj) > 200 or os.path.exists(obj):
+        if not isinstance(obj, str) or len(obj) > 200 or string_kind(obj) != "line":
             continue
         try:
             Composition(obj)
