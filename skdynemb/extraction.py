@@ -98,8 +98,8 @@ def extract_pooled_or_errors(
     crystals: Sequence[Crystal],
     backbone: Backbone,
     *,
+    batch_size: int,
     indices: Sequence[int] | None = None,
-    batch_size: int = 64,
     n_jobs: int | None = None,
     cache: StageCache | None = None,
     progress: bool = False,
@@ -110,10 +110,11 @@ def extract_pooled_or_errors(
     Returns one entry per crystal (None where it failed) and ``(index, id, reason)`` per failed
     crystal, sorted by index. ``indices``: the global index of each crystal, for messages
     (default ``0..n-1``). ``stop_on_error``: return as soon as an error is known (after the
-    element checks, or after the batch that holds it), leaving the rest uncomputed. Cached structures are read back (entries are checked, see
-    :class:`~skdynemb.cache.StageCache`); the rest run in batches of ``batch_size`` (one
-    block-diagonal forward each), across ``n_jobs`` joblib workers when > 1 (any joblib
-    backend, e.g. dask via ``joblib.parallel_config("dask")``).
+    element checks, or after the batch that holds it), leaving the rest uncomputed. Cached
+    structures are read back (entries are checked, see :class:`~skdynemb.cache.StageCache`); the
+    rest run in batches of exactly ``batch_size`` structures (one block-diagonal forward each;
+    the caller decides it, e.g. ``DynamicEmbeddingTransformer.batch_size_``), across ``n_jobs``
+    joblib workers when > 1 (any joblib backend, e.g. dask via ``joblib.parallel_config("dask")``).
     """
     indices = list(range(len(crystals))) if indices is None else list(indices)
     results: list[PooledStages | None] = [None] * len(crystals)

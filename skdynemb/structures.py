@@ -20,6 +20,7 @@ short) is rejected.
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -190,6 +191,18 @@ def _from_text(text: str, index, sample_id):
     return _parse(lambda: Structure.from_str(text, fmt=fmt), f"could not parse {fmt.upper()} text", index, sample_id)
 
 
+def string_kind(text: str) -> str:
+    """What a string given as a sample is, decided here only: ``"text"``, ``"path"`` or ``"line"``.
+
+    ``"text"``: CIF/POSCAR text (it holds a newline, or is too long to be a path);
+    ``"path"``: it names an existing file; ``"line"``: one line naming no file (a chemical
+    formula, or a structure file that does not exist).
+    """
+    if "\n" in text or len(text) >= 4096:
+        return "text"
+    return "path" if os.path.isfile(text) else "line"
+
+
 def _is_instance(obj, module: str, name: str) -> bool:
     """isinstance against an optional dependency, without importing it if absent."""
     import importlib
@@ -218,7 +231,7 @@ def _to_pymatgen_like(obj, index, sample_id):
         if obj.get("@class") == "Molecule":
             raise InvalidStructureError(index, sample_id, "a Molecule dict is not periodic")
         return _parse(lambda: Structure.from_dict(obj), "not a pymatgen Structure dict", index, sample_id)
-    if isinstance(obj, Path) or (isinstance(obj, str) and "\n" not in obj and len(obj) < 4096):
+    if isinstance(obj, Path) or (isinstance(obj, str) and string_kind(obj) != "text"):
         path = Path(obj)
         if not path.is_file():
             raise InvalidStructureError(index, sample_id, f"no such structure file: {str(path)!r}")

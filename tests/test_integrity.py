@@ -198,7 +198,7 @@ def cached(tmp_path, licoo2, co3o4):
     t = DynamicEmbeddingTransformer(memory=tmp_path / "cache", layer="all", **CPU).fit()
     plain = DynamicEmbeddingTransformer(layer="all", **CPU).fit().transform([licoo2, co3o4])
     t.transform([licoo2, co3o4])
-    cache = StageCache(tmp_path / "cache", t.backbone_, t._backbone_identity())
+    cache = StageCache(tmp_path / "cache", t.backbone_, t.backbone_identity_)
     return t, plain, cache
 
 

@@ -20,7 +20,8 @@ from pymatgen.core import Lattice, Structure
 from skdynemb import DynamicEmbeddingTransformer
 from skdynemb import streaming
 from skdynemb.errors import InvalidStructureError
-from skdynemb.streaming import _JsonReader, errors_path, extract_to_file, open_source, parts_dir
+from skdynemb.records import _JsonReader
+from skdynemb.streaming import errors_path, extract_to_file, open_source, parts_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = dict(layer="all", pooling="mean", batch_size=8, device="cpu", progress=False)

@@ -7,7 +7,7 @@ from pymatgen.core import Lattice, Molecule, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.jarvis import JarvisAtomsAdaptor
 
-from skdynemb.structures import Crystal, InvalidStructureError, to_crystal, to_crystals
+from skdynemb.structures import Crystal, InvalidStructureError, string_kind, to_crystal, to_crystals
 
 
 @pytest.fixture
@@ -127,3 +127,23 @@ def test_parallel_parsing_equals_serial_and_names_the_global_index(mp_records):
     broken[300] = "data_nothing\n_cell_length_a 3\n"  # in the second chunk
     with pytest.raises(InvalidStructureError, match=rf"sample 300 \(id='{ids[300]}'\)"):
         to_crystals(broken, ids=ids, n_jobs=2)
+
+
+def test_string_kind_is_the_one_answer_for_every_input_path(mp_records, tmp_path):
+    """A CIF is "text"; a file naming it is "path"; a formula (or a missing file) is "line", and
+    the three readers act on that: structures read the file, compositions parse the formula."""
+    from skdynemb.transformers._compositions import parse_compositions
+
+    cif = next(r["cif"] for r in mp_records if len(set(to_crystal(r["cif"]).symbols)) > 1)
+    path = tmp_path / "first.cif"
+    path.write_text(cif)
+    assert (string_kind(cif), string_kind(str(path)), string_kind("LiCoO2")) == ("text", "path", "line")
+    assert to_crystal(str(path)) == to_crystal(cif)
+    with pytest.raises(InvalidStructureError, match="no such structure file"):
+        to_crystal("LiCoO2")
+    (symbols, fractions), = parse_compositions(["LiCoO2"])[0]
+    assert symbols == ("Li", "O", "Co") and np.allclose(fractions, [0.25, 0.5, 0.25])
+    (from_file, file_fractions), = parse_compositions([str(path)])[0]
+    (from_text, text_fractions), = parse_compositions([cif])[0]
+    assert from_file == from_text and len(from_file) > 1
+    np.testing.assert_array_equal(file_fractions, text_fractions)

@@ -15,16 +15,14 @@ suite checks this implementation against aviary's modules with shared weights.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from skorch import NeuralNet
 from torch import nn
-from torch.utils.data import Dataset
 
 from skdynemb.models._common import TorchRegressor, check_compounds, check_target, is_compound_input
 from skdynemb.models._common import validate_array
+from skdynemb.models.batching import CompoundBatchNet, CompoundDataset, collate_compounds
 
 
 def _segment_sum(src, index, n_segments):
@@ -97,7 +95,11 @@ class _MessageLayer(nn.Module):
 
 
 class RoostModule(nn.Module):
-    """The Roost network on a batch of concatenated element rows (see :func:`collate_compounds`)."""
+    """The Roost network on a batch of concatenated element rows.
+
+    Batches are :class:`~skdynemb.models.batching.CompoundBatch` objects
+    (:func:`~skdynemb.models.batching.collate_compounds`).
+    """
 
     def __init__(
         self,
@@ -124,7 +126,7 @@ class RoostModule(nn.Module):
         self.output = _ResidualFeedForward(elem_fea_len, n_outputs, out_hidden)
 
     def descriptor(self, batch):
-        """Compound vectors (n_compounds, elem_fea_len) of a :class:`CompoundBatch`."""
+        """Compound vectors (n_compounds, elem_fea_len) of a :class:`~skdynemb.models.batching.CompoundBatch`."""
         weights = batch.elem_weights
         x = torch.cat([self.embed(batch.elem_fea), weights], dim=1)
         for graph in self.graphs:
@@ -133,72 +135,8 @@ class RoostModule(nn.Module):
         return torch.stack(heads).mean(0)
 
     def forward(self, batch):
-        """Outputs (n_compounds, n_outputs) of a :class:`CompoundBatch`."""
+        """Outputs (n_compounds, n_outputs) of a :class:`~skdynemb.models.batching.CompoundBatch`."""
         return self.output(self.descriptor(batch))
-
-
-class _CompoundDataset(Dataset):
-    """Items ((features (n_el, d), fractions (n_el,)), target (1,)) of the selected compounds."""
-
-    def __init__(self, feats, fracs, y, idx):
-        self.feats, self.fracs, self.y, self.idx = feats, fracs, y, idx
-
-    def __len__(self):
-        return len(self.idx)
-
-    def __getitem__(self, i):
-        j = self.idx[i]
-        target = np.zeros(1, np.float32) if self.y is None else self.y[j]
-        return (self.feats[j], self.fracs[j]), target
-
-
-@dataclass(frozen=True)
-class CompoundBatch:
-    """Compounds concatenated into one graph: N element rows, E = sum of n_el**2 pair edges.
-
-    elem_fea (N, d), elem_weights (N, 1) fractions, self_idx / nbr_idx (E,) row indices of
-    each (element, neighbour) pair within the same compound, compound_idx (N,) compound of each
-    row. ``len()`` is the number of compounds (skorch's batch size).
-    """
-
-    elem_fea: torch.Tensor
-    elem_weights: torch.Tensor
-    self_idx: torch.Tensor
-    nbr_idx: torch.Tensor
-    compound_idx: torch.Tensor
-    n_compounds: int
-
-    def __len__(self):
-        return self.n_compounds
-
-    def to(self, device):
-        names = ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")
-        return CompoundBatch(**{k: getattr(self, k).to(device) for k in names}, n_compounds=self.n_compounds)
-
-
-def collate_compounds(batch):
-    """Items of :class:`_CompoundDataset` -> (CompoundBatch, y (B, 1)); no padding."""
-    items, ys = zip(*batch)
-    sizes = np.array([len(w) for _, w in items])
-    starts = np.cumsum(sizes) - sizes
-    self_idx = np.concatenate([s + np.repeat(np.arange(n), n) for s, n in zip(starts, sizes)])
-    nbr_idx = np.concatenate([s + np.tile(np.arange(n), n) for s, n in zip(starts, sizes)])
-    X = CompoundBatch(
-        elem_fea=torch.from_numpy(np.concatenate([f for f, _ in items])),
-        elem_weights=torch.from_numpy(np.concatenate([w for _, w in items]))[:, None],
-        self_idx=torch.from_numpy(self_idx),
-        nbr_idx=torch.from_numpy(nbr_idx),
-        compound_idx=torch.from_numpy(np.repeat(np.arange(len(sizes)), sizes)),
-        n_compounds=len(sizes),
-    )
-    return X, torch.from_numpy(np.stack(ys))
-
-
-class _CompoundBatchNet(NeuralNet):
-    """skorch net whose batches are :class:`CompoundBatch` objects (moved, not converted)."""
-
-    def infer(self, x, **fit_params):
-        return self.module_(x.to(self.device), **fit_params)
 
 
 class RoostRegressor(TorchRegressor):
@@ -282,7 +220,7 @@ class RoostRegressor(TorchRegressor):
     """
 
     _collate = staticmethod(collate_compounds)
-    _net_class = _CompoundBatchNet
+    _net_class = CompoundBatchNet
 
     def __init__(
         self,
@@ -355,7 +293,7 @@ class RoostRegressor(TorchRegressor):
         return len(data[0])
 
     def _dataset(self, data, y, idx):
-        return _CompoundDataset(data[0], data[1], y, idx)
+        return CompoundDataset(data[0], data[1], y, idx)
 
     def _module(self):
         kwargs = dict(

@@ -14,8 +14,9 @@ from pymatgen.core import Composition
 from pymatgen.core.periodic_table import Element
 from sklearn.utils.validation import check_is_fitted
 
+from skdynemb.errors import InvalidCompositionError
 from skdynemb.transformers._base import SampleTransformer
-from skdynemb.transformers.static import InvalidCompositionError, parse_compositions
+from skdynemb.transformers._compositions import parse_compositions
 
 #: Elements ElemNet's 86-wide input leaves out of H..Pu (Jha et al. 2018, ElemNet README).
 ELEMNET_EXCLUDED = ("He", "Ne", "Ar", "Po", "At", "Rn", "Fr", "Ra")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 import numpy as np
@@ -16,14 +15,14 @@ from skdynemb.errors import InvalidStructureError
 from skdynemb.extraction import SampleError, extract_pooled_or_errors, resolve_device
 from skdynemb.pooling import PooledStages
 from skdynemb.provenance import backbone_identity
-from skdynemb.structures import STANDARDIZE, Crystal, standardize, to_crystals
+from skdynemb.structures import STANDARDIZE, Crystal, standardize, string_kind, to_crystals
 from skdynemb.transformers._base import SampleTransformer, as_samples
 
 
 def _reject_formulas(items, ids) -> None:
     """Raise InvalidStructureError for the first item that is a chemical formula, not a structure."""
     for i, obj in enumerate(items):
-        if not isinstance(obj, str) or "\n" in obj or len(obj) > 200 or os.path.exists(obj):
+        if not isinstance(obj, str) or len(obj) > 200 or string_kind(obj) != "line":
             continue
         try:
             Composition(obj)
@@ -90,6 +89,14 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         The loaded :class:`~skdynemb.backbones.Backbone`.
     layers_ : list of int
         The selected stage indices.
+    batch_size_ : int
+        Structures per forward pass: ``batch_size``, or the backbone's ``default_batch_size``.
+        The one batch-size decision: the in-memory and streaming paths both run batches of it.
+    fingerprint_ : str
+        SHA-256 of the backbone's weights (:meth:`Backbone.fingerprint`).
+    backbone_identity_ : dict
+        Everything the rows depend on (:func:`skdynemb.provenance.backbone_identity`): the key of
+        cache entries and of resumable extractions.
     feature_names_ : ndarray of str
         Names of the row features (``get_feature_names_out()``).
     n_features_out_ : int
@@ -135,8 +142,10 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             raise ValueError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, Integral) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        self._weights_hash = self._identity = None
         self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
+        self.batch_size_ = self.backbone_.default_batch_size if self.batch_size is None else int(self.batch_size)
+        self.fingerprint_ = self.backbone_.fingerprint()
+        self.backbone_identity_ = backbone_identity(self.backbone_, self.fingerprint_)
         self.layers_ = self._resolve_layers(self.layer)
         self._check_compound_features()
         self.feature_names_ = np.asarray(self._feature_names(), dtype=object)
@@ -226,9 +235,9 @@ class DynamicEmbeddingTransformer(SampleTransformer):
                 if stop_on_error:
                     return [None] * len(crystals), errors
         root = cache_location(self.memory)
-        cache = None if root is None else StageCache(root, self.backbone_, self._backbone_identity())
+        cache = None if root is None else StageCache(root, self.backbone_, self.backbone_identity_)
         pooled, failed = extract_pooled_or_errors(
-            ready, self.backbone_, indices=at, batch_size=self.batch_size or self.backbone_.default_batch_size,
+            ready, self.backbone_, indices=at, batch_size=self.batch_size_,
             n_jobs=self.n_jobs, cache=cache, progress=self.progress, stop_on_error=stop_on_error,
         )
         errors += failed
@@ -241,18 +250,6 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             except InvalidStructureError as exc:
                 errors.append((index, crystal.id, exc.problem))
         return [by_index.get(i) for i in indices], sorted(errors, key=lambda e: e[0])
-
-    def _fingerprint(self) -> str:
-        """Weights hash for cache keys, computed once per fitted backbone."""
-        if getattr(self, "_weights_hash", None) is None:
-            self._weights_hash = self.backbone_.fingerprint()
-        return self._weights_hash
-
-    def _backbone_identity(self) -> dict:
-        """Everything the rows depend on (:func:`~skdynemb.provenance.backbone_identity`), once per fit."""
-        if getattr(self, "_identity", None) is None:
-            self._identity = backbone_identity(self.backbone_, self._fingerprint())
-        return self._identity
 
     def _compound(self, p: PooledStages, index: int, sample_id) -> CompoundEmbedding:
         rows = [p.stages[s] for s in self.layers_]

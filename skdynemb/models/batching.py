@@ -1,0 +1,81 @@
+"""Batching of compounds for per-element models: variable-size compounds -> one concatenated graph.
+
+A compound is a set of element rows (features (n_el, d) and fractions (n_el,)); a batch of
+compounds is concatenated without padding into a :class:`CompoundBatch`, with the index pairs
+of a fully connected graph (self loops included) within each compound. Any per-element model
+on skorch (Roost, :mod:`skdynemb.models.roost`) uses :class:`CompoundDataset`,
+:func:`collate_compounds` and :class:`CompoundBatchNet`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from torch.utils.data import Dataset
+
+
+class CompoundDataset(Dataset):
+    """Items ((features (n_el, d), fractions (n_el,)), target (1,)) of the selected compounds."""
+
+    def __init__(self, feats, fracs, y, idx):
+        self.feats, self.fracs, self.y, self.idx = feats, fracs, y, idx
+
+    def __len__(self):
+        return len(self.idx)
+
+    def __getitem__(self, i):
+        j = self.idx[i]
+        target = np.zeros(1, np.float32) if self.y is None else self.y[j]
+        return (self.feats[j], self.fracs[j]), target
+
+
+@dataclass(frozen=True)
+class CompoundBatch:
+    """Compounds concatenated into one graph: N element rows, E = sum of n_el**2 pair edges.
+
+    elem_fea (N, d), elem_weights (N, 1) fractions, self_idx / nbr_idx (E,) row indices of
+    each (element, neighbour) pair within the same compound, compound_idx (N,) compound of each
+    row. ``len()`` is the number of compounds (skorch's batch size).
+    """
+
+    elem_fea: torch.Tensor
+    elem_weights: torch.Tensor
+    self_idx: torch.Tensor
+    nbr_idx: torch.Tensor
+    compound_idx: torch.Tensor
+    n_compounds: int
+
+    def __len__(self):
+        return self.n_compounds
+
+    def to(self, device):
+        names = ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")
+        return CompoundBatch(**{k: getattr(self, k).to(device) for k in names}, n_compounds=self.n_compounds)
+
+
+def collate_compounds(batch):
+    """Items of :class:`CompoundDataset` -> (CompoundBatch, y (B, 1)); no padding."""
+    items, ys = zip(*batch)
+    sizes = np.array([len(w) for _, w in items])
+    starts = np.cumsum(sizes) - sizes
+    self_idx = np.concatenate([s + np.repeat(np.arange(n), n) for s, n in zip(starts, sizes)])
+    nbr_idx = np.concatenate([s + np.tile(np.arange(n), n) for s, n in zip(starts, sizes)])
+    X = CompoundBatch(
+        elem_fea=torch.from_numpy(np.concatenate([f for f, _ in items])),
+        elem_weights=torch.from_numpy(np.concatenate([w for _, w in items]))[:, None],
+        self_idx=torch.from_numpy(self_idx),
+        nbr_idx=torch.from_numpy(nbr_idx),
+        compound_idx=torch.from_numpy(np.repeat(np.arange(len(sizes)), sizes)),
+        n_compounds=len(sizes),
+    )
+    return X, torch.from_numpy(np.stack(ys))
+
+
+class CompoundBatchNet(NeuralNet):
+    """skorch net whose batches are :class:`CompoundBatch` objects (moved, not converted)."""
+
+    def infer(self, x, **fit_params):
+        return self.module_(x.to(self.device), **fit_params)
