@@ -77,9 +77,10 @@ def check_compounds(X, n_features: int | None = None) -> tuple[list[np.ndarray],
 def check_numeric_target(y, name: str) -> None:
     """Raise ValueError naming the first sample whose target is not a number (a label, a string).
 
-    ``y`` of a numeric dtype (and None) passes unchanged: scikit-learn's checks handle the rest.
+    ``y`` of a numeric dtype (and None) passes unchanged: scikit-learn's checks handle the rest
+    (complex values included).
     """
-    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind in "iuf"):
+    if y is None or (isinstance(y, np.ndarray) and y.dtype.kind not in "OUSb"):
         return
     for i, v in enumerate(np.asarray(y, dtype=object).reshape(-1)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.number)):
