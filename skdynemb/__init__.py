@@ -1,6 +1,6 @@
 """skdynemb: dynamic (structure-aware) element embeddings as scikit-learn estimators."""
 
-from skdynemb._lazy import lazy_exports
+from importlib import import_module
 
 __version__ = "0.1.0"
 
@@ -26,4 +26,14 @@ _EXPORTS = {
     "available_backbones": "skdynemb.backbones",
 }
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -16,6 +16,7 @@ from pymatgen.core import Lattice, Structure
 
 from skdynemb import DynamicEmbeddingTransformer, cli, streaming
 from skdynemb.backbones import load_backbone
+from skdynemb.cli.extract import _layer
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--batch-size", "8", "--chunk-size", "8", "--device", "cpu", "--no-progress"]
@@ -67,11 +68,11 @@ def test_extract_element_table_from_mp_json_gz(mp_file, tmp_path, capsys):
 
 
 def test_layer_option():
-    assert cli._layer("-1") == -1 and cli._layer("all") == "all" and cli._layer("conv4") == "conv4"
-    assert cli._layer("0,3") == [0, 3] and cli._layer("embedding, conv4") == ["embedding", "conv4"]
+    assert _layer("-1") == -1 and _layer("all") == "all" and _layer("conv4") == "conv4"
+    assert _layer("0,3") == [0, 3] and _layer("embedding, conv4") == ["embedding", "conv4"]
     for bad in ("0,", "all,1"):
         with pytest.raises(Exception, match="layer"):
-            cli._layer(bad)
+            _layer(bad)
 
 
 def test_layers_and_npz_output(mp_file, tmp_path):

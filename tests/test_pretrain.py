@@ -13,7 +13,8 @@ from skdynemb.backbones import load_backbone
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load
 from skdynemb.errors import InvalidSampleError
 from skdynemb.graphs import KNearestGraph, batch_graphs
-from skdynemb.pretrain import GraphStore, add_cli, folded_model, pretrain_alignn
+from skdynemb.cli.pretrain import add_cli
+from skdynemb.pretrain import GraphStore, folded_model, pretrain_alignn
 from skdynemb.pretrain import _train
 
 TINY = ALIGNNConfig(hidden_features=16, embedding_features=16, alignn_layers=1, gcn_layers=1)

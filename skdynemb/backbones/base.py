@@ -59,9 +59,92 @@ class StageOutput:
 class Backbone:
     """Base class: a pretrained GNN exposed as a stage extractor.
 
-    Subclasses set ``name``, ``stage_names``, ``stage_dims`` (and ``bond_dims`` /
-    ``angle_dims`` when they have compound features), hold a ``torch.nn.Module`` in ``module``,
-    and implement :meth:`forward_stages`.
+    Everything downstream (pooling, extraction, the cache, the transformers, the CLI) relies on
+    the contract below and on nothing else of a backbone; a new backbone keeps all of it.
+
+    **Building.** A backbone lives in a module with a function ``load(weights=None) ->
+    Backbone``: it reads ``weights`` (a checkpoint file or folder; ``None`` = the module's own
+    default), rejects a file that is not such a checkpoint with a ``ValueError`` naming the
+    file, and returns the subclass instance with ``module`` (the ``torch.nn.Module``) on the
+    CPU. :func:`skdynemb.backbones.load_backbone` then checks the normalisation statistics,
+    calls ``module.eval()`` and moves it to the requested device with :meth:`to`. Nothing else
+    may be needed to make ``forward_stages`` work.
+
+    **Registration.** One line in ``_REGISTRY`` of :mod:`skdynemb.backbones` (name -> module,
+    default weights), or :func:`skdynemb.backbones.register_backbone` at run time for a backbone
+    outside the package. Every shipped name must also be listed in
+    ``tests/backbones/test_contract.py`` (``SHIPPED``, or ``ALIASES`` for a second name of the
+    same weights); ``test_every_registered_backbone_is_covered`` fails otherwise, and the
+    contract tests there (stage shapes and dtype, batch = one at a time, repeatability,
+    site order, element rows identical before message passing) then run on it.
+
+    **Stages.** ``stage_names[s]`` names stage ``s`` and ``stage_dims[s]`` is its width ``d_s``
+    (features per atom); stage 0 is ``"embedding"``, the per-element input embedding before any
+    message passing (identical for every atom of one element), then one stage per layer in
+    forward order. Names are what users pass as ``layer=`` and what feature names are built
+    from, so they are unique and stable across versions. ``bond_dims`` / ``angle_dims`` are the
+    widths of the optional compound-level bond and angle features per stage (``None`` when the
+    backbone has none; ``angle_dims`` may be shorter than ``stage_dims``).
+
+    **forward_stages(crystals)** runs exactly the batch it is given (one forward pass, no
+    re-chunking: batching is the caller's decision, see ``default_batch_size``), in eval mode
+    without gradients, and returns one :class:`StageOutput` per crystal, in input order (an
+    empty list for an empty batch). ``atom[s]`` is an ``(n_sites, stage_dims[s])`` float32
+    array in the crystal's site order; the features are the network's hidden activations
+    (dimensionless, in whatever scale the network learned; positions enter in Å as
+    :class:`~skdynemb.structures.Crystal` gives them). ``bond`` / ``angle``, where present,
+    are per stage the ``(d,)`` float32 mean over the structure's bonds / angles, ``None``
+    otherwise (a structure without angles may have ``angle=None`` in a batch where others
+    have them). A crystal's rows do not depend on the other crystals of its batch beyond
+    float32 reordering, the same input gives the same bits, and the result is finite for a
+    valid structure (non-finite output is reported as that structure's error).
+
+    **check_elements(crystal, index)** raises, before any work, an error naming sample
+    ``index`` (global index and id) when the crystal has an element the backbone has no
+    embedding for: an :class:`~skdynemb.errors.InvalidStructureError`, or a ``ValueError``
+    that the extraction re-raises as one. It returns ``None`` otherwise. ``forward_stages``
+    checks its crystals too (it is also called directly).
+
+    **Errors.** A problem of one structure (unknown element, no neighbours within the cutoff, a
+    graph that cannot be built) is raised as :class:`~skdynemb.errors.InvalidStructureError`
+    (or another exception that :func:`skdynemb.extraction.is_sample_fault` accepts:
+    ``ValueError``, ``RuntimeError`` without "CUDA", ``IndexError``, ``KeyError``,
+    ``ArithmeticError``, ``AssertionError``). The extraction then runs the batch again one
+    structure at a time and attributes the failure to the structure that fails alone, so
+    ``skip_invalid`` can leave exactly it out. Out-of-memory and device errors must
+    propagate unchanged: they become :class:`~skdynemb.errors.BackboneBatchError` for the
+    whole batch. Nothing is silently turned into NaN or zeros.
+
+    **default_batch_size** is the number of structures per forward pass that runs fastest on
+    CPU; the transformers use it when ``batch_size=None``. It does not change the rows.
+
+    **fingerprint()** is the SHA-256 over ``name`` and every tensor of
+    ``module.state_dict()``; override it only to add weights that live outside the state
+    dict. Together with :func:`skdynemb.provenance.backbone_identity` it keys the cache and
+    the resume checks: that identity holds the class, every dataclass field of the backbone
+    except ``module``, ``device``, ``batch_size`` and ``default_batch_size`` (so any field that
+    changes a structure's rows, e.g. a graph rule or an atom-feature table, must be a
+    dataclass field: numbers, strings, arrays/tensors (hashed), dataclasses or lists of them),
+    the module's class and
+    configuration, its non-persistent buffers and the package versions. A setting that changes
+    the rows but is kept outside the dataclass fields would let the cache serve stale rows.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (e.g. ``"cgcnn-mp-eform"``); used in messages and the fingerprint.
+    module : torch.nn.Module
+        The network, in eval mode.
+    stage_names : list of str
+        Stage names, ``"embedding"`` first.
+    stage_dims : list of int
+        Width of each stage's per-atom features.
+    bond_dims, angle_dims : list of int or None
+        Width of the mean bond / angle features per stage; None without them.
+    device : torch.device
+        Where ``module`` lives (set by :meth:`to`).
+    default_batch_size : int
+        Structures per forward pass when the caller does not say.
     """
 
     name: str
@@ -88,8 +171,27 @@ class Backbone:
         return h.hexdigest()
 
     def check_elements(self, crystal: "Crystal", index: int) -> None:
-        """Raise ValueError naming sample ``index`` if it has an element the backbone lacks."""
+        """Raise an error naming sample ``index`` if it has an element the backbone lacks (see the class).
+
+        Parameters
+        ----------
+        crystal : Crystal
+            The structure.
+        index : int
+            Its global sample index, for the message.
+        """
 
     def forward_stages(self, crystals: Sequence["Crystal"]) -> list[StageOutput]:
-        """Run one batch (block-diagonal, in eval mode, no grad) and split per structure."""
+        """Run exactly this batch (one block-diagonal forward, eval mode, no grad), split per structure.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+
+        Returns
+        -------
+        outputs : list of StageOutput
+            One per crystal, in input order; float32 arrays (see the class docstring).
+        """
         raise NotImplementedError

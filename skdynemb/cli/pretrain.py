@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from skdynemb.cli import int_at_least
+from skdynemb.cli import EXIT_INTERRUPTED, EXIT_OK, int_at_least
 
 _positive, _count = int_at_least(1), int_at_least(0)
 
@@ -62,7 +62,7 @@ def add_cli(subparsers) -> None:
 def read_records(path, target: str, id_field=None, structure_field=None, limit=None):
     """(ids, raw structures, targets) from a JSON / JSON.GZ list of records; bad records raise naming them."""
     from skdynemb.datasets._core import read_json
-    from skdynemb.streaming import ID_FIELDS, STRUCTURE_FIELDS, pick_field
+    from skdynemb.records import ID_FIELDS, STRUCTURE_FIELDS, pick_field
 
     records = read_json(path)
     if not isinstance(records, list) or not records or not isinstance(records[0], dict):
@@ -94,7 +94,7 @@ def run_pretrain(args) -> int:
 
     from skdynemb.backbones.alignn import ALIGNNConfig
     from skdynemb.graphs import KNearestGraph
-    from skdynemb.pretrain._train import pretrain_alignn
+    from skdynemb.pretrain import pretrain_alignn
     from skdynemb.structures import to_crystal
 
     ids, raw, y = read_records(args.data, args.target, args.id_field, args.structure_field, args.limit)
@@ -114,8 +114,8 @@ def run_pretrain(args) -> int:
     except KeyboardInterrupt:
         print(f"skdynemb pretrain: interrupted; finished epochs are kept in {args.output}; "
               "run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     test = "n/a" if result.test_mae is None else f"{result.test_mae:.4f}"
     print(f"best epoch {result.best_epoch}: val MAE {result.val_mae:.4f}, test MAE {test} ({args.target} units); "
           f"checkpoint {result.checkpoint}")
-    return 0
+    return EXIT_OK

@@ -1,39 +1,15 @@
-"""The ``skdynemb`` command line.
-
-Every subcommand is one function ``add_cli(subparsers)`` in some module: it adds its parser
-with ``subparsers.add_parser(...)`` and sets ``handler`` (parsed args -> exit code) with
-``set_defaults``. Registering a subcommand = one ``"module:function"`` line in
-:data:`COMMANDS`. Modules are imported only to register; handlers import heavy libraries
-themselves, so ``skdynemb --help`` stays fast.
-
-Global options (``--traceback``) are accepted before or after the subcommand.
-
-Exit codes: 0 success, 1 error (bad input, invalid structure, conflicting files), 2 bad
-usage, 130 interrupted (Ctrl-C; ``extract`` keeps finished chunks and resumes on re-run).
-"""
+"""``skdynemb extract``: pooled stage features of many structures into a parquet/npz file (resumable)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-#: Subcommand registrars, as "module:function" taking argparse's subparsers.
-COMMANDS = [
-    "skdynemb.cli:add_extract_cli",
-    "skdynemb.cli:add_backbones_cli",
-    "skdynemb.pretrain:add_cli",
-]
+from skdynemb.cli import EXIT_INTERRUPTED, EXIT_OK, int_at_least, report_error
 
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+_positive = int_at_least(1)
 
 
-def _error(command: str, message) -> int:
-    print(f"skdynemb {command}: error: {message}", file=sys.stderr)
-    return EXIT_ERROR
-
-
-# ----------------------------------------------------------------------------- extract
 def _layer(text: str):
     """``-1`` / ``conv4`` / ``all`` / ``0,3`` / ``embedding,conv4`` -> transformer ``layer``."""
     items = [t.strip() for t in text.split(",")]
@@ -45,25 +21,9 @@ def _layer(text: str):
     return parsed[0] if len(parsed) == 1 else parsed
 
 
-def int_at_least(minimum: int):
-    """argparse ``type``: an integer >= ``minimum`` (anything else is a usage error)."""
 
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive = int_at_least(1)
-
-
-def add_extract_cli(subparsers) -> None:
+def add_cli(subparsers) -> None:
+    """Register the ``extract`` subcommand (sets ``handler``)."""
     p = subparsers.add_parser(
         "extract",
         help="extract dynamic embeddings of many structures into a parquet/npz file (resumable)",
@@ -167,12 +127,12 @@ def run_extract(args) -> int:
     except InvalidStructureError as exc:
         if args.traceback:
             raise
-        return _error("extract", f"{exc}\n(--skip-invalid leaves such structures out and lists them in a CSV; "
+        return report_error("extract", f"{exc}\n(--skip-invalid leaves such structures out and lists them in a CSV; "
                       "re-running resumes after the finished chunks)")
     except BackboneBatchError as exc:  # not one structure's fault: --skip-invalid cannot help
         if args.traceback:
             raise
-        return _error("extract", f"{exc}\n(re-running resumes after the finished chunks)")
+        return report_error("extract", f"{exc}\n(re-running resumes after the finished chunks)")
     except KeyboardInterrupt:
         parts = parts_dir(args.output)
         saved = len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
@@ -185,99 +145,3 @@ def run_extract(args) -> int:
     if summary.errors:
         print(f"{len(summary.errors)} invalid structure(s) left out, listed in {summary.errors_file}")
     return EXIT_OK
-
-
-# ----------------------------------------------------------------------------- backbones
-def add_backbones_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "backbones",
-        help="list the available backbones with their stages",
-        description="List registered backbones; each is loaded to show its stage names and widths.",
-    )
-    p.add_argument("names", nargs="*", help="backbones to show (default: all)")
-    p.add_argument("--weights", default=None, help="checkpoint to load (with one backbone name)")
-    p.set_defaults(handler=run_backbones)
-
-
-def run_backbones(args) -> int:
-    from skdynemb.backbones import available_backbones, load_backbone
-
-    names = args.names or available_backbones()
-    unknown = [n for n in names if n not in available_backbones()]
-    if unknown:
-        return _error("backbones", f"unknown backbone(s) {unknown}; available: {available_backbones()}")
-    if args.weights is not None and len(names) != 1:
-        return _error("backbones", "--weights needs exactly one backbone name")
-    failed = False
-    for name in names:
-        try:
-            bb = load_backbone(name, args.weights)
-        except Exception as exc:  # report every backbone, whatever stops one of them loading
-            print(f"{name}: not loadable here: {type(exc).__name__}: {exc}")
-            failed = failed or bool(args.names)
-            continue
-        stages = ", ".join(f"{s} ({d})" for s, d in zip(bb.stage_names, bb.stage_dims))
-        print(f"{name}: {len(bb.stage_names)} stages: {stages}")
-        for kind, dims in (("bond", bb.bond_dims), ("angle", bb.angle_dims)):
-            if dims:
-                print(f"  {kind} features per stage: {dims}")
-    return EXIT_ERROR if failed else EXIT_OK
-
-
-# ----------------------------------------------------------------------------- entry point
-_TRACEBACK_HELP = "show full tracebacks of errors"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``skdynemb`` parser with every subcommand of :data:`COMMANDS` registered.
-
-    Returns
-    -------
-    parser : argparse.ArgumentParser
-    """
-    from skdynemb import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="skdynemb",
-        description="Dynamic (structure-aware) element embeddings from pretrained GNNs.",
-        epilog="exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted",
-    )
-    parser.add_argument("--version", action="version", version=f"skdynemb {__version__}")
-    parser.add_argument("--traceback", action="store_true", help=_TRACEBACK_HELP)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for spec in COMMANDS:
-        module, function = spec.split(":")
-        getattr(importlib.import_module(module), function)(subparsers)
-    for sub in subparsers.choices.values():  # global options after the subcommand too
-        # SUPPRESS: when not given here, the value parsed before the subcommand stays
-        sub.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=_TRACEBACK_HELP)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run the command line.
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        Arguments without the program name (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    code : int
-        The exit code: 0 ok, 1 error, 2 bad usage (argparse exits itself), 130 interrupted.
-    """
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except KeyboardInterrupt:
-        print(f"skdynemb {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (ValueError, OSError, ImportError) as exc:
-        if args.traceback:
-            raise
-        return _error(args.command, exc)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m skdynemb.cli``: the ``skdynemb`` command line."""
+
+import sys
+
+from skdynemb.cli import main
+
+sys.exit(main())
