@@ -18,7 +18,6 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from skdynemb._device import resolve_device  # noqa: F401  (re-exported: extraction.resolve_device)
 from skdynemb._workers import exit_with_parent
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache

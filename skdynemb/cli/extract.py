@@ -21,7 +21,6 @@ def _layer(text: str):
     return parsed[0] if len(parsed) == 1 else parsed
 
 
-
 def add_cli(subparsers) -> None:
     """Register the ``extract`` subcommand (sets ``handler``)."""
     p = subparsers.add_parser(

@@ -151,4 +151,3 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
             return self.model_.predict(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return np.asarray(self.model_.predict(X), dtype=np.float64).reshape(-1)
-

@@ -329,4 +329,3 @@ class AutoSklearnRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.max_runs is None  # a clock-ended search depends on machine speed
         return tags
-

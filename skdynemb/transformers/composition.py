@@ -51,7 +51,6 @@ class _CompositionFeatures(SampleTransformer):
         return self._wrap_output(out, X)
 
 
-
 class ElementFractionTransformer(_CompositionFeatures):
     """Atomic fraction of each element: ElemNet's input vector.
 

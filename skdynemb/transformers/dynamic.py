@@ -8,11 +8,12 @@ import numpy as np
 from pymatgen.core import Composition
 from sklearn.utils.validation import check_is_fitted
 
+from skdynemb._device import resolve_device
 from skdynemb.backbones import available_backbones, load_backbone
 from skdynemb.cache import StageCache, cache_location
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 from skdynemb.errors import InvalidStructureError
-from skdynemb.extraction import SampleError, extract_pooled_or_errors, resolve_device
+from skdynemb.extraction import SampleError, extract_pooled_or_errors
 from skdynemb.pooling import PooledStages
 from skdynemb.provenance import backbone_identity
 from skdynemb.structures import STANDARDIZE, Crystal, standardize, string_kind, to_crystals

@@ -76,4 +76,3 @@ class StaticEmbeddingTransformer(SampleTransformer):
             compounds.append(CompoundEmbedding(symbols, fractions, rows, sample_id))
         out = ElementEmbeddings(compounds, self.feature_names_)
         return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
-
