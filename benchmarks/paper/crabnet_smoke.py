@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ ROOST = {"best static (megnet16)": 0.2396, "dynamic, last stage (cgcnn-mp-eform 
 def _git_rev() -> str:
     out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
+
+
+def _network() -> str:
+    """The network this process sees: none when only the loopback interface (e.g. under ``unshare -n``)."""
+    try:
+        interfaces = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return "unknown"
+    return "none (loopback only)" if interfaces == ["lo"] else "available"
 
 
 def main(argv=None) -> None:
@@ -74,7 +84,8 @@ def main(argv=None) -> None:
         f"it lowers the validation MAE), so only the test MAE is an unseen-data score.",
         "",
         f"Machine: {platform.machine()} {os.cpu_count()} CPUs; side env Python {versions['python']}, crabnet "
-        f"{versions['crabnet']}, torch {versions['torch']}, numpy {versions['numpy']}; git {_git_rev()}.",
+        f"{versions['crabnet']}, torch {versions['torch']}, numpy {versions['numpy']}; git {_git_rev()}; "
+        f"network during the fits: {_network()}.",
         "",
         "| seed | test MAE (eV/atom) | val MAE (eV/atom) | epochs run / set | fit (s) | s per epoch |",
         "|---|---|---|---|---|---|",
