@@ -20,26 +20,7 @@ PINS=("auto-sklearn==0.15.0" "numpy<1.24" "scipy<1.11")
 
 env_dir=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/skdynemb/autosklearn-0.15.0}
 
-find_python39() {
-    if [ -n "${PYTHON39:-}" ]; then
-        echo "$PYTHON39"
-        return
-    fi
-    if command -v python3.9 >/dev/null 2>&1 && python3.9 -c "" >/dev/null 2>&1; then
-        command -v python3.9
-        return
-    fi
-    if command -v pyenv >/dev/null 2>&1; then
-        local v
-        v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.9\.[0-9]+$' | sort -t. -k3,3n | tail -n1 || true)
-        if [ -n "$v" ]; then
-            echo "$(pyenv root)/versions/$v/bin/python3.9"
-            return
-        fi
-    fi
-    echo "setup-autosklearn.sh: no Python 3.9 found (set PYTHON39, put python3.9 on PATH, or 'pyenv install 3.9')" >&2
-    exit 1
-}
+source "$(dirname "$0")/_find-python.sh"
 
 check_env() {
     "$env_dir/bin/python" -c "import numpy, autosklearn.regression; assert autosklearn.__version__ == '0.15.0'" \
@@ -53,7 +34,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && check_env; then
     exit 0
 fi
 
-py=$(find_python39)
+py=$(find_python 3.9 PYTHON39)
 "$py" -c 'import sys; assert sys.version_info[:2] == (3, 9), sys.version' || {
     echo "setup-autosklearn.sh: $py is not Python 3.9" >&2
     exit 1
