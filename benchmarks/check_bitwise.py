@@ -156,8 +156,10 @@ def _report(args, head: str, rev: str, results: dict, infos: tuple[dict, dict], 
         f"- revision: `{args.rev}` = `{rev}` (run from a temporary `git worktree`)",
         f"- structures: {args.n} Materials Project records of `shared/data/mp/mp_eform_crysxpp.json.gz`, "
         f"drawn by `np.random.default_rng({args.seed}).choice(n_records, {args.n}, replace=False)`",
-        "- each backbone: `layer=\"all\"` (every stage), mean bond (+ angle) features where it has them, "
-        "its default batch size, CPU, one torch thread; rows = element rows (`element`) or structures (`mean`)",
+        "- each backbone: `layer=\"all\"` (every stage) plus the most compound features every structure has "
+        "(bond+angle, else bond: with CHGNet's angle cutoff some structures have no angle; the seconds include "
+        "that first try), its default batch size, CPU, one torch thread; rows = element rows (`element`) "
+        "or structures (`mean`)",
         f"- wall time: {wall:.0f} s for both trees",
         "",
         "| backbone | pooling | compound features | identical | max abs diff | rows compared | width | seconds (tree / rev) |",
@@ -173,8 +175,9 @@ def _report(args, head: str, rev: str, results: dict, infos: tuple[dict, dict], 
     skipped = {**there["skipped"], **here["skipped"]}
     for backbone, reason in skipped.items():
         lines.append(f"\nSkipped {backbone}: {reason}.")
-    verdict = "identical" if results and all(r["identical"] for r in results.values()) else "NOT identical"
-    lines += ["", f"Outcome: every compared output is {verdict}.", ""]
+    differ = [f"{b}/{p}" for (b, p), r in results.items() if not r["identical"]]
+    verdict = "every compared output is identical" if not differ else f"{len(differ)} of {len(results)} differ"
+    lines += ["", f"Outcome: {verdict}{': ' + ', '.join(differ) if differ else ''}.", ""]
     return "\n".join(lines)
 
 
