@@ -18,6 +18,7 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from skdynemb._batches import batched
 from skdynemb._workers import exit_with_parent
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache
@@ -135,7 +136,7 @@ def extract_pooled_or_errors(
             todo.append(k)
         else:
             results[k] = hit
-    batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
+    batches = list(batched(todo, batch_size))
     bar = tqdm(total=len(todo), desc=f"extract[{backbone.name}]", disable=not progress or not todo, leave=False)
     parent = os.getpid()
     tasks = (([crystals[k] for k in b], [indices[k] for k in b]) for b in batches)

@@ -211,6 +211,23 @@ def _records_source(path: Path, id_field, structure_field) -> RecordSource:
     return RecordSource(path, _check_unique(ids, path), iterate)
 
 
+def _under_key(path: Path, key: str, walk: str) -> Iterator:
+    """Stream what the top-level ``key`` of the JSON object in ``path`` holds, skipping the other
+    keys: ``walk="keys"`` yields ``(name, value)`` of an object, ``"items"`` the items of a list."""
+    with _open_text(path) as fh:
+        reader = _JsonReader(fh, str(path))
+        for top in reader.keys():
+            if top != key:
+                reader.value()
+                continue
+            if walk == "keys":
+                for name in reader.keys():
+                    yield name, reader.value()
+            else:
+                yield from reader.items()
+            return
+
+
 def _columns_ids(path: Path, id_field, structure_field) -> tuple[list[str], str]:
     """First pass over a pandas "columns" table: ids (the index, or ``id_field``'s values)."""
     keys, id_values, columns = None, None, []
@@ -244,15 +261,8 @@ def _columns_source(path: Path, id_field, structure_field) -> RecordSource:
     ids, structure_field = _columns_ids(path, id_field, structure_field)
 
     def iterate():
-        with _open_text(path) as fh:
-            reader = _JsonReader(fh, str(path))
-            for column in reader.keys():
-                if column != structure_field:
-                    reader.value()
-                    continue
-                for i, _ in enumerate(reader.keys()):
-                    yield ids[i], reader.value()
-                return
+        for i, (_, structure) in enumerate(_under_key(path, structure_field, "keys")):
+            yield ids[i], structure
 
     return RecordSource(path, _check_unique(ids, path), iterate)
 
@@ -297,15 +307,8 @@ def _split_source(path: Path, id_field, structure_field) -> RecordSource:
     ids, structure_col = _split_ids(path, id_field, structure_field)
 
     def iterate():
-        with _open_text(path) as fh:
-            reader = _JsonReader(fh, str(path))
-            for key in reader.keys():
-                if key != "data":
-                    reader.value()
-                    continue
-                for i, row in enumerate(reader.items()):
-                    yield ids[i], row[structure_col]
-                return
+        for i, row in enumerate(_under_key(path, "data", "items")):
+            yield ids[i], row[structure_col]
 
     return RecordSource(path, _check_unique(ids, path), iterate)
 

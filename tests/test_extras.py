@@ -42,3 +42,22 @@ def test_every_extra_is_declared_in_pyproject():
     for heavy in ("chgnet", "flaml", "lightgbm", "xgboost", "pyarrow", "aviary", "elementembeddings", "dask"):
         assert heavy not in core, heavy
     assert import_optional("json", "anything").dumps([1]) == "[1]"
+
+
+@pytest.mark.parametrize("store_imported", [False, True])
+def test_streaming_without_pyarrow_names_the_parquet_extra(monkeypatch, store_imported):
+    """``import skdynemb.streaming`` without pyarrow raises MissingExtraError naming the parquet
+    extra, whether or not its part-file store was imported before pyarrow went missing."""
+    import importlib
+
+    import skdynemb.part_store  # noqa: F401
+
+    for name in ("pyarrow", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import pyarrow` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "skdynemb.streaming", raising=False)
+    if not store_imported:
+        monkeypatch.delitem(sys.modules, "skdynemb.part_store")
+    with pytest.raises(MissingExtraError, match=r"needs the optional package 'pyarrow'.*"
+                                                r'pip install "skdynemb\[parquet\]"') as info:
+        importlib.import_module("skdynemb.streaming")
+    assert info.value.extra == "parquet" and info.value.name == "pyarrow"

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from skdynemb._batches import batched
+
 if TYPE_CHECKING:
     from skdynemb.structures import Crystal
 
@@ -115,8 +117,15 @@ class Backbone:
     propagate unchanged: they become :class:`~skdynemb.errors.BackboneBatchError` for the
     whole batch. Nothing is silently turned into NaN or zeros.
 
+    **predict_batch(crystals, first)** (optional) runs the network's own head over exactly the
+    batch it is given (one forward pass) and returns one prediction per crystal, in the units of
+    the checkpoint's target; ``first`` is the global index of ``crystals[0]``, for messages.
+    :meth:`predict` cuts its input into batches with :func:`skdynemb._batches.batched`, as the
+    extraction does, and calls it once per batch.
+
     **default_batch_size** is the number of structures per forward pass that runs fastest on
-    CPU; the transformers use it when ``batch_size=None``. It does not change the rows.
+    CPU; the transformers and :meth:`predict` use it when ``batch_size=None``. It does not change
+    the rows.
 
     **fingerprint()** is the SHA-256 over ``name`` and every tensor of
     ``module.state_dict()``; override it only to add weights that live outside the state
@@ -195,3 +204,43 @@ class Backbone:
             One per crystal, in input order; float32 arrays (see the class docstring).
         """
         raise NotImplementedError
+
+    def predict(self, crystals: Sequence["Crystal"], batch_size: int | None = None) -> np.ndarray:
+        """The network's own prediction per crystal, in forward batches of exactly ``batch_size``.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The structures.
+        batch_size : int, optional
+            Structures per forward pass (the last batch may be shorter); default
+            :attr:`default_batch_size`.
+
+        Returns
+        -------
+        predictions : ndarray of shape (n_crystals,)
+            In the units of the checkpoint's target (e.g. eV/atom for formation energy).
+        """
+        size = self.default_batch_size if batch_size is None else batch_size
+        parts, first = [], 0
+        for batch in batched(crystals, size):
+            parts.append(self.predict_batch(batch, first))
+            first += len(batch)
+        return np.concatenate(parts) if parts else self.predict_batch([], 0)
+
+    def predict_batch(self, crystals: Sequence["Crystal"], first: int = 0) -> np.ndarray:
+        """The network's own prediction for exactly this batch (one forward pass).
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+        first : int
+            Global sample index of ``crystals[0]``, for messages.
+
+        Returns
+        -------
+        predictions : ndarray of shape (len(crystals),)
+            In the units of the checkpoint's target.
+        """
+        raise NotImplementedError(f"backbone {self.name!r} exposes no prediction head")

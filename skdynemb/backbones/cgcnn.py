@@ -138,13 +138,13 @@ class CgcnnBackbone(Backbone):
             for i in range(len(crystals))
         ]
 
-    def predict(self, crystals: Sequence[Crystal]) -> np.ndarray:
-        """The pretrained head's de-normalised prediction per crystal (eV/atom for the default)."""
+    def predict_batch(self, crystals: Sequence[Crystal], first: int = 0) -> np.ndarray:
+        """The pretrained head's de-normalised prediction per crystal of this one batch (float64,
+        eV/atom for the default weights)."""
         if len(crystals) == 0:
             return np.zeros(0)
-        step = self.default_batch_size
-        out = [self._run(crystals[k : k + step], first=k)[1] for k in range(0, len(crystals), step)]
-        return (torch.cat(out)[:, 0].double().cpu().numpy() * self.target_std) + self.target_mean
+        out = self._run(crystals, first)[1]
+        return out[:, 0].double().cpu().numpy() * self.target_std + self.target_mean
 
 
 def load(weights: str | Path | None = None) -> CgcnnBackbone:

@@ -99,9 +99,7 @@ def run_extract(args) -> int:
 
     from skdynemb._optional import needs_extra
     from skdynemb.errors import BackboneBatchError, InvalidStructureError
-
-    with needs_extra("skdynemb extract (its part files are parquet)"):
-        from skdynemb.streaming import extract_to_file, parts_dir
+    from skdynemb.streaming import extract_to_file, parts_dir  # without pyarrow: names the parquet extra
     from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
     n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1

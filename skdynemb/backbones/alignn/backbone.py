@@ -42,12 +42,13 @@ class AlignnBackbone(Backbone):
                 f"atomic number(s) {bad} (covers Z = 1..{self.known_elements})"
             )
 
-    def batch(self, crystals: Sequence) -> AlignnBatch:
-        """The block-diagonal graph batch of ``crystals`` under :attr:`rule` (elements checked)."""
+    def batch(self, crystals: Sequence, first: int = 0) -> AlignnBatch:
+        """The block-diagonal graph batch of ``crystals`` under :attr:`rule` (elements checked;
+        ``first``: the sample index of ``crystals[0]``, for messages)."""
         from skdynemb.structures import Crystal, to_crystal
 
-        crystals = [c if isinstance(c, Crystal) else to_crystal(c, index=i) for i, c in enumerate(crystals)]
-        for i, crystal in enumerate(crystals):
+        crystals = [c if isinstance(c, Crystal) else to_crystal(c, index=i) for i, c in enumerate(crystals, first)]
+        for i, crystal in enumerate(crystals, first):
             self.check_elements(crystal, i)
         return batch_graphs([self.rule.build(c) for c in crystals])
 
@@ -69,16 +70,15 @@ class AlignnBackbone(Backbone):
             for i in range(len(sizes))
         ]
 
-    def predict(self, crystals: Sequence) -> np.ndarray:
-        """The network's own prediction per crystal (units of the checkpoint's target; ALIGNN-FF:
-        eV/atom), in batches of :attr:`default_batch_size`."""
+    def predict_batch(self, crystals: Sequence, first: int = 0) -> np.ndarray:
+        """The network's own prediction per crystal of this one batch (float32, units of the
+        checkpoint's target; ALIGNN-FF: eV/atom)."""
+        if len(crystals) == 0:
+            return np.empty(0, dtype=np.float32)
         self.module.eval()
-        outputs = []
-        for start in range(0, len(crystals), self.default_batch_size):
-            batch = self.batch(crystals[start : start + self.default_batch_size])
-            with torch.no_grad():
-                outputs.append(self.module(batch.to(self.device)).cpu())
-        return torch.cat(outputs).numpy() if outputs else np.empty(0, dtype=np.float32)
+        batch = self.batch(crystals, first)
+        with torch.no_grad():
+            return self.module(batch.to(self.device)).cpu().numpy()
 
 
 def _random_model(seed: int = 0) -> ALIGNN:

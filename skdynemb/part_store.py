@@ -1,0 +1,154 @@
+"""The part-file store of a streaming extraction: ``OUTPUT.parts/``, its manifest and its parts.
+
+One parquet file per finished chunk (``part-000000.parquet``, ...), written atomically with the
+ids, content hashes and settings digest it was computed for in its schema metadata, beside a
+``manifest.json`` holding the settings of the whole extraction. Reading a part back checks that
+it covers exactly the chunk's ids, for the same content and settings, so that a resumed run never
+serves rows computed from other input. The driver is :mod:`skdynemb.streaming`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skdynemb._files import atomic_write, remove_stale_temporaries
+from skdynemb._optional import needs_extra
+from skdynemb.embeddings import ElementEmbeddings
+
+#: what needs pyarrow, for the message when it is missing (the ``parquet`` extra)
+PARQUET_USERS = "streaming extraction (skdynemb.streaming, skdynemb extract: its part files are parquet)"
+
+with needs_extra(PARQUET_USERS):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+#: schema-metadata key of a part's (and the merged output's) JSON metadata
+META_KEY = b"skdynemb"
+
+
+# ----------------------------------------------------------------------------- rows as tables
+def schema(feature_names, pooling: str) -> pa.Schema:
+    """Columns of a part and of the parquet output: ``id`` (+ ``element``, ``fraction``), features."""
+    head = [pa.field("id", pa.string())]
+    if pooling == "element":
+        head += [pa.field("element", pa.string()), pa.field("fraction", pa.float64())]
+    return pa.schema(head + [pa.field(str(name), pa.float32()) for name in feature_names])
+
+
+def to_table(transformer, compounds, table_schema: pa.Schema) -> pa.Table:
+    """The rows of ``compounds`` (fitted ``transformer``'s pooling and feature names) as a table."""
+    names = transformer.get_feature_names_out()
+    if not compounds:
+        return table_schema.empty_table()
+    if transformer.pooling == "mean":
+        head = [[c.id for c in compounds]]
+        features = np.asarray(ElementEmbeddings(compounds, names).mean(), dtype=np.float32)
+    else:
+        head = [
+            [c.id for c in compounds for _ in c.elements],
+            [e for c in compounds for e in c.elements],
+            np.concatenate([c.fractions for c in compounds]),
+        ]
+        features = np.concatenate([c.features for c in compounds]).astype(np.float32)
+    columns = [*head, *(features[:, k] for k in range(len(names)))]
+    arrays = [pa.array(col, type=f.type) for col, f in zip(columns, table_schema)]
+    return pa.Table.from_arrays(arrays, schema=table_schema)
+
+
+# ----------------------------------------------------------------------------- where things lie
+def parts_dir(output) -> Path:
+    """Folder holding the finished chunks of an unfinished extraction to ``output``."""
+    output = Path(output)
+    return output.with_name(output.name + ".parts")
+
+
+def errors_path(output) -> Path:
+    """CSV listing the structures skipped as invalid (``index,id,reason``)."""
+    output = Path(output)
+    return output.with_name(output.name + ".errors.csv")
+
+
+def part_path(parts: Path, chunk: int) -> Path:
+    """The parquet file of finished chunk ``chunk``."""
+    return parts / f"part-{chunk:06d}.parquet"
+
+
+# ----------------------------------------------------------------------------- parts and manifest
+def prepare_parts(parts: Path, manifest: dict) -> None:
+    """Create ``parts`` with its manifest, or check that it belongs to the same extraction."""
+    path = parts / "manifest.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
+        if diff:
+            raise ValueError(
+                f"{parts} holds an unfinished extraction with other settings or input (differs in: "
+                f"{', '.join(diff)}); run it again with the same settings to resume, or overwrite to start over"
+            )
+    else:
+        parts.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    remove_stale_temporaries(parts)  # left by a run killed while writing
+
+
+def write_part(
+    parts: Path, chunk: int, table: pa.Table, ids: list[str], errors: list, hashes: list[str], settings: str
+) -> None:
+    """A finished chunk: its rows, plus the ids, content hashes and settings digest it was computed for."""
+    meta = {"chunk": chunk, "ids": ids, "sha256": hashes, "settings": settings, "errors": [list(e) for e in errors]}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta)})
+    atomic_write(part_path(parts, chunk), lambda tmp: pq.write_table(table, tmp))
+
+
+def part_meta(parts: Path, chunk: int) -> dict | None:
+    """The metadata of a finished chunk, or None when absent or unreadable."""
+    path = part_path(parts, chunk)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(pq.read_schema(path).metadata[META_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
+
+
+def part_matches(meta: dict | None, ids: list[str], hashes: list[str], settings: str) -> bool:
+    """Whether a part's metadata says it holds exactly these ids, with this content and settings."""
+    return meta is not None and meta["ids"] == ids and meta.get("sha256") == hashes and meta.get("settings") == settings
+
+
+def changed_records(meta: dict, ids: list[str], hashes: list[str]) -> str:
+    """Which records of a finished chunk differ from the input now (for messages)."""
+    old = meta.get("sha256") or [None] * len(ids)
+    changed = [sid for sid, a, b in zip(ids, old, hashes) if a != b]
+    shown = ", ".join(repr(c) for c in changed[:5]) + (" ..." if len(changed) > 5 else "")
+    return f"{len(changed)} structure(s) changed since it was written ({shown})"
+
+
+# ----------------------------------------------------------------------------- reading back
+def _row_ids(table: pa.Table, pooling: str) -> list[str]:
+    ids = table.column("id").to_pylist()
+    if pooling == "mean":
+        return ids
+    return [sid for i, sid in enumerate(ids) if i == 0 or ids[i - 1] != sid]
+
+
+def read_parts(parts: Path, n_chunks: int, chunk_ids, chunk_hashes: dict, settings: str, pooling: str):
+    """Yield (table, errors) per chunk in order, checking each covers exactly its ids
+    (``chunk_ids(k)``), for the same content (``chunk_hashes``, as read in this run) and settings."""
+    for k in range(n_chunks):
+        meta = part_meta(parts, k)
+        expected = chunk_ids(k)
+        if not part_matches(meta, expected, chunk_hashes[k], settings):
+            raise RuntimeError(
+                f"{part_path(parts, k)} is missing or does not hold chunk {k} of this input; run again to redo it"
+            )
+        table = pq.read_table(part_path(parts, k))
+        skipped = {e[1] for e in meta["errors"]}
+        if _row_ids(table, pooling) != [sid for sid in expected if sid not in skipped]:
+            raise RuntimeError(
+                f"{part_path(parts, k)}: rows do not match the ids of chunk {k}; delete it and run again"
+            )
+        yield table.replace_schema_metadata(None), meta["errors"]
