@@ -236,7 +236,7 @@ def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
 
     ``static:<table>`` and ``dynamic:<stage|all>`` are per-element embeddings (for Roost);
     ``mean:<static or dynamic name>`` their atom-averaged vectors; ``ElementFraction`` and
-    ``Magpie`` composition features (float32 arrays).
+    ``Magpie`` composition features (float32 arrays); ``formula`` the formulas (object array, CrabNet's input).
     """
     if name not in cache:
         kind, _, what = name.partition(":")
@@ -248,6 +248,8 @@ def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
             cache[name] = select_stage(cache["dynamic:all"], what)
         elif kind == "mean":
             cache[name] = embeddings(data, what, settings, cache).mean()
+        elif name == "formula":
+            cache[name] = np.array([c.formula for c in data.compositions], dtype=object)
         elif name in ("ElementFraction", "Magpie"):
             from skdynemb import ElementFractionTransformer, MagpieTransformer
 

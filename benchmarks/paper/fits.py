@@ -48,6 +48,9 @@ def roost_fit(X, y, split, seed: int, params: dict) -> dict:
                            out_hidden=tuple(params["out_hidden"]), lr=params["lr"], device=params["device"],
                            patience=params.get("patience", 20), random_state=seed)
     if params.get("early_stopping"):
+        if not len(va):
+            raise ValueError("early stopping needs a validation split, and this split has none (e.g. the Matbench "
+                             "folds of Table 5); run it without --early-stopping")
         model.fit(X[tr], y[tr], X_valid=X[va], y_valid=y[va])
     else:
         model.fit(X[tr], y[tr])
@@ -85,15 +88,37 @@ def elemnet_params(epochs: int, patience: int, device: str) -> dict:
     return {"epochs": epochs, "patience": patience, "device": device}
 
 
+def crabnet_runner():
+    """``(fit function, "")`` when ``benchmarks/paper/crabnet.py`` and CrabNet's side env are present,
+    else ``(None, why not)``; the fit function is ``crabnet_fit(formulas, y, split, seed, epochs, **options)``."""
+    try:
+        from . import crabnet
+    except ImportError:
+        return None, "benchmarks/paper/crabnet.py is not in this checkout"
+    if not crabnet.crabnet_available():
+        return None, "its side env is missing (bash scripts/setup-crabnet.sh)"
+    return crabnet.crabnet_fit, ""
+
+
+def crabnet_params(epochs: int | None) -> dict:
+    """CrabNet's settings (None epochs: its default, 300); one torch thread."""
+    return {"epochs": epochs, "threads": 1}
+
+
 def _fit(model: str, X, y, split, seed: int, params: dict) -> dict:
     if model == "roost":
         return roost_fit(X, y, split, seed, params)
+    if model == "crabnet":  # X: the formulas of all samples
+        fit, why = crabnet_runner()
+        if fit is None:
+            raise RuntimeError(f"CrabNet cannot run: {why}")
+        return fit(list(X), y, split, seed, params["epochs"], threads=params["threads"])
     return estimator_fit(model, X, y, split, seed, params)
 
 
 @dataclass(frozen=True)
 class Job:
-    """One fit to run: ``model`` (roost, elemnet, flaml, autosklearn) on ``inputs`` (an
+    """One fit to run: ``model`` (roost, elemnet, flaml, autosklearn, crabnet) on ``inputs`` (an
     :func:`~benchmarks.paper.data.embeddings` name) with ``seed``; ``params`` is the model's
     settings as canonical JSON (None for Roost: the run's :meth:`Settings.roost_params`)."""
 

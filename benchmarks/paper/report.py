@@ -165,3 +165,22 @@ def plot_layers(df: pd.DataFrame, path: Path, title: str, unit: str, caption: st
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     savefig(fig, path, caption)
+
+
+def plot_learning_curves(df: pd.DataFrame, path: Path, caption: str) -> None:
+    """Log-log test MAE against training-set size with seed-std error bars, one panel per property."""
+    plt = _plt()
+    groups = list(df.groupby("property", sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
+    for ax, (prop, part) in zip(axes[0], groups):
+        for model, curve in part.groupby("model", sort=False):
+            ax.errorbar(curve["train size"], curve["test MAE"], yerr=curve["std"], marker="o", capsize=3,
+                        label=model)
+        ax.set(xscale="log", yscale="log", xlabel="training-set size", title=prop,
+               ylabel=f"test MAE ({part['unit'].iloc[0]})")
+        sizes = sorted(set(part["train size"]))
+        ax.set_xticks(sizes, [str(n) for n in sizes], minor=False)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.legend(fontsize=6)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    savefig(fig, path, caption)

@@ -4,6 +4,7 @@
     python -m benchmarks.paper.run layers                      # Table 1
     python -m benchmarks.paper.run matbench | polymorphs | methods | cost
     python -m benchmarks.paper.run all --preset full           # paper-sized settings (GPU machine)
+    python -m benchmarks.paper.run learning-curve              # test MAE against training-set size
     python -m benchmarks.paper.run rebuild                     # every table again, from ledger + manifests
 
 Every fit goes through the ledger (``--ledger``, default benchmarks/results/ledger): a fit it holds is
@@ -27,7 +28,17 @@ from .fits import elemnet_params, job, log, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
-from .tables import choose, render
+from . import curves
+from .tables import BUILDERS as TABLE_BUILDERS
+from .tables import choose
+
+#: every table builder by name
+BUILDERS = {**TABLE_BUILDERS, "learning_curve": curves.learning_curve_table}
+
+
+def render(entry: dict, ledger: Ledger, out) -> None:
+    """Write the table(s) of one manifest entry into ``out``."""
+    BUILDERS[entry["builder"]](entry["args"], entry["header"], ledger, Path(out))
 
 
 def publish(args, name: str, builder: str, build_args: dict, head: dict, ledger: Ledger) -> None:
@@ -278,14 +289,21 @@ def rebuild(args, ledger: Ledger) -> list[Path]:
     return done
 
 
+def learning_curve(args, s: Settings, ledger: Ledger) -> None:
+    """Learning curves (see :mod:`benchmarks.paper.curves`)."""
+    curves.learning_curve(args, s, ledger, publish)
+
+
+#: the six paper tables (``all`` runs these)
 COMMANDS = {"static-dynamic": static_vs_dynamic, "layers": layers, "matbench": matbench,
             "polymorphs": polymorphs, "methods": methods, "cost": cost}
+EXTRA = {"learning-curve": learning_curve}
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line of ``python -m benchmarks.paper.run``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.paper.run", description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=[*COMMANDS, "all", "rebuild"])
+    p.add_argument("command", choices=[*COMMANDS, *EXTRA, "all", "rebuild"])
     p.add_argument("--preset", choices=["cpu", "full", "full-size"], help="cpu (default): 30 epochs, 400 training "
                    "samples; full: the paper's settings (GPU); full-size: issue 13's Table 2 at full available size "
                    "(all training entries, Roost's default network, <= 150 epochs with early stopping on the "
@@ -323,6 +341,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--automl-iter", type=int, default=30)
     p.add_argument("--autosklearn-budget", type=int, default=60, help="seconds per auto-sklearn fit in Table 3 "
                    "(0 leaves auto-sklearn out; it needs the env of bash scripts/setup-autosklearn.sh)")
+    p.add_argument("--sizes", nargs="+", help="learning curve: training sizes (default 100 300 1000 3000 max)")
+    p.add_argument("--stages", nargs="+", help="learning curve: stages the dynamic model chooses from on "
+                   "validation (default: every stage of the backbone and 'all')")
+    p.add_argument("--curve-models", nargs="+", choices=curves.MODELS, help="learning curve: models "
+                   "(default: all; crabnet only where benchmarks/paper/crabnet.py and its side env exist)")
+    p.add_argument("--crabnet-epochs", type=int, help="CrabNet epochs (default: CrabNet's 300)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)
     return p
@@ -348,7 +372,7 @@ def main(argv=None) -> None:
     if "methods" in commands and args.autosklearn_budget:
         _require_autosklearn()
     for c in commands:
-        COMMANDS[c](args, s, ledger)
+        {**COMMANDS, **EXTRA}[c](args, s, ledger)
 
 
 if __name__ == "__main__":

@@ -195,10 +195,6 @@ def table6(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
     write_table(rounded(pd.DataFrame(rows)), "table6_cost", header, out, notes)
 
 
+#: the builder of each manifest entry's ``"builder"`` name (the learning curves add theirs in run.py)
 BUILDERS = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
             "table6": table6}
-
-
-def render(entry: dict, ledger: Ledger, out) -> None:
-    """Write the table(s) of one manifest entry into ``out``."""
-    BUILDERS[entry["builder"]](entry["args"], entry["header"], ledger, Path(out))
