@@ -114,3 +114,18 @@ def test_the_committed_ledger_rebuilds_every_committed_table(manifest, tmp_path)
     assert written
     for name in written:
         assert (tmp_path / name).read_bytes() == (manifest.parent / name).read_bytes(), name
+
+
+def test_weights_given_by_path_enter_the_identity_by_content(tmp_path):
+    """A fit on weights from a path carries their content hash, so retrained weights at the same path retrain."""
+    from benchmarks.paper.settings import Settings
+
+    from skdynemb import DynamicEmbeddingTransformer
+
+    weights = REPO / "skdynemb" / "data" / "alignn-mp-eform"
+    if not weights.exists():
+        pytest.skip("the shipped ALIGNN extractor is not in this checkout")
+    assert ledger.weights_hash(Settings()) is None  # shipped weights: named by the backbone
+    expected = DynamicEmbeddingTransformer("alignn", weights=str(weights), progress=False).fit().backbone_.fingerprint()
+    assert ledger.weights_hash(Settings(backbone="alignn", weights=str(weights), work=str(tmp_path))) == expected
+    assert len(expected) == 64

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .data import PROPERTIES, last_stage, load_property, stage_options
-from .fits import crabnet_params, crabnet_runner, elemnet_params, job, log, run_fits
+from .fits import crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import Ledger
-from .report import header, plot_learning_curves, rounded, seed_stats, write_table
+from .report import header, log, plot_learning_curves, rounded, seed_stats, write_table
 from .settings import Settings
 from .tables import choose, fit_results, maes
 
@@ -82,10 +82,7 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
             res = {}
             for model, names in (("dynamic", stages), ("static", statics)):
                 if model in models:
-                    res |= run_fits(ledger, sub, [job("roost", e, seed) for e in names for seed in sel], s, cache)
-                    by_name = {(j.model, j.inputs, j.seed): r["result"] for j, r in res.items()}
-                    chosen = choose(by_name, names, sel)
-                    res |= run_fits(ledger, sub, [job("roost", chosen, seed) for seed in rest], s, cache)
+                    res |= fit_chosen(ledger, sub, names, sel, rest, s, cache)[0]
             if "elemnet" in models:
                 params = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device)
                 res |= run_fits(ledger, sub, [job("elemnet", averaged, seed, params) for seed in s.seeds], s, cache)

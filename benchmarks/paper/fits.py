@@ -9,7 +9,6 @@ test order), ``fit_s`` and ``epoch_s`` (median seconds per epoch; None for model
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 
@@ -19,12 +18,8 @@ from joblib import Parallel, delayed
 
 from .data import PropData, embeddings
 from .ledger import Ledger, fit_identity
+from .report import log, pick_on_validation
 from .settings import Settings
-
-
-def log(msg: str) -> None:
-    """Progress line on stderr."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _result(model, X, y, split, t0: float, epoch_s: float | None) -> dict:
@@ -161,3 +156,12 @@ def run_fits(ledger: Ledger, data: PropData, jobs, settings: Settings, cache: di
             log(f"  {data.key} {data.subset} {j.model} {j.inputs} seed {j.seed}: test MAE {res['test_mae']:.4g} "
                 f"({res['fit_s']:.0f} s)")
     return out
+
+
+def fit_chosen(ledger: Ledger, data: PropData, names, select, rest, settings: Settings, cache: dict):
+    """Roost on each of ``names`` with the ``select`` seeds, the one with the lowest mean validation
+    MAE then with the ``rest`` seeds too; returns (records by :class:`Job`, the chosen name)."""
+    res = run_fits(ledger, data, [job("roost", n, seed) for n in names for seed in select], settings, cache)
+    chosen = pick_on_validation({n: [res[job("roost", n, seed)]["result"]["val_mae"] for seed in select]
+                                 for n in names})
+    return res | run_fits(ledger, data, [job("roost", chosen, seed) for seed in rest], settings, cache), chosen

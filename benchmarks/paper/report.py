@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .fits import log
 from .settings import Settings, machine
 
 #: differences below this share (%) of the reference MAE count as ties (seed noise at these sizes)
 MIN_PCT = 5.0
 #: % changes beyond this are drawn clipped at it, their value written at the bar's end
 PCT_CLIP = 100.0
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def seed_stats(values) -> tuple[float, float]:

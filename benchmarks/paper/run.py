@@ -24,13 +24,12 @@ import pandas as pd
 
 from .data import CPU_PROPS, PROPERTIES, ZERO_FLAG, dataset, embeddings, last_stage, load_property, stage_options, \
     subsample
-from .fits import elemnet_params, job, log, run_fits
+from .fits import elemnet_params, fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
-from .report import header, plot_parity
+from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
 from . import curves
 from .tables import BUILDERS as TABLE_BUILDERS
-from .tables import choose
 
 #: every table builder by name
 BUILDERS = {**TABLE_BUILDERS, "learning_curve": curves.learning_curve_table}
@@ -73,11 +72,9 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
         t0 = time.time()
         data, cache = load_property(key, s), {}
         log(f"[table 2] {key}: train/val/test {data.sizes()} ({data.n_dropped} left out)")
-        res = run_fits(ledger, data, [job("roost", e, seed) for e in statics + stages for seed in sel], s, cache)
-        by_name = {(j.model, j.inputs, j.seed): r["result"] for j, r in res.items()}
-        best_static, tuned = choose(by_name, statics, sel), choose(by_name, stages, sel)
-        res |= run_fits(ledger, data, [job("roost", e, seed) for e in dict.fromkeys([best_static, last, tuned])
-                                       for seed in rest], s, cache)
+        res, best_static = fit_chosen(ledger, data, statics, sel, rest, s, cache)
+        tuned_res, tuned = fit_chosen(ledger, data, stages, sel, rest, s, cache)
+        res |= tuned_res | run_fits(ledger, data, [job("roost", last, seed) for seed in rest], s, cache)
         items.append({"property": ledger.add_property(data, s), "fits": _keys(res)})
         first = {j.inputs: r["result"]["pred_test"] for j, r in res.items() if j.seed == s.seeds[0]}
         parity[key] = (data.y[data.split[2]], first[best_static], first[last], best_static, data.spec.unit, last)
@@ -281,7 +278,7 @@ def rebuild(args, ledger: Ledger) -> list[Path]:
     done = []
     for path in manifests:
         folder = path.parent
-        target = folder if args.out is None else Path(args.out) / folder.resolve().relative_to(root.resolve())
+        target = folder if args.out is None else Path(args.out) / _relative(folder, root)
         for name, entry in read_manifest(folder).items():
             render(entry, ledger, target)
             write_manifest(target, name, entry)
@@ -292,6 +289,14 @@ def rebuild(args, ledger: Ledger) -> list[Path]:
 def learning_curve(args, s: Settings, ledger: Ledger) -> None:
     """Learning curves (see :mod:`benchmarks.paper.curves`)."""
     curves.learning_curve(args, s, ledger, publish)
+
+
+def _relative(folder: Path, root: Path) -> Path:
+    """``folder`` below ``root`` (its own name when it lies elsewhere)."""
+    try:
+        return folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        return Path(folder.resolve().name)
 
 
 #: the six paper tables (``all`` runs these)
