@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.paper import common, run  # noqa: E402
+from benchmarks.paper import data, report, run, settings  # noqa: E402
 
 TINY = ["static-dynamic", "--props", "jarvis:formation_energy_peratom", "--max-samples", "40", "--epochs", "2",
         "--seeds", "0", "1", "--static", "onehot", "megnet16", "--n-jobs", "1"]
@@ -24,7 +24,7 @@ COLUMNS = [
 
 def _run(tmp: Path, name: str) -> Path:
     out = tmp / name / "out"
-    run.main([*TINY, "--work", str(tmp / name / "work"), "--out", str(out)])
+    run.main([*TINY, "--work", str(tmp / name / "work"), "--ledger", str(tmp / name / "ledger"), "--out", str(out)])
     return out
 
 
@@ -34,7 +34,7 @@ def _without_paths(path: Path) -> list[str]:
 
 
 def test_table2_smoke_is_complete_and_reproducible(shared, tmp_path):
-    first, second = _run(tmp_path, "a"), _run(tmp_path, "b")  # separate caches: both runs really train
+    first, second = _run(tmp_path, "a"), _run(tmp_path, "b")  # separate ledgers: both runs really train
 
     table = pd.read_csv(first / "table2_static_vs_dynamic.csv", comment="#")
     assert list(table.columns) == COLUMNS
@@ -67,12 +67,12 @@ def test_table2_smoke_is_complete_and_reproducible(shared, tmp_path):
 
 
 def test_verdict_needs_the_difference_to_exceed_the_seed_spread():
-    assert common.verdict([1.0, 1.2], [2.0, 2.2]) == "win"  # 1.0 apart, stds 0.14 each
-    assert common.verdict([2.0, 2.2], [1.0, 1.2]) == "loss"
-    assert common.verdict([1.0, 1.4], [1.2, 1.6]) == "tie"  # 0.2 apart, stds 0.28 each
-    assert common.verdict([1.00, 1.001], [1.03, 1.031]) == "tie"  # beyond the stds but < 5 %
-    assert common.verdict([1.00, 1.001], [1.03, 1.031], min_pct=1) == "win"
-    mean, std = common.seed_stats([1.0, 2.0, 3.0])
+    assert report.verdict([1.0, 1.2], [2.0, 2.2]) == "win"  # 1.0 apart, stds 0.14 each
+    assert report.verdict([2.0, 2.2], [1.0, 1.2]) == "loss"
+    assert report.verdict([1.0, 1.4], [1.2, 1.6]) == "tie"  # 0.2 apart, stds 0.28 each
+    assert report.verdict([1.00, 1.001], [1.03, 1.031]) == "tie"  # beyond the stds but < 5 %
+    assert report.verdict([1.00, 1.001], [1.03, 1.031], min_pct=1) == "win"
+    mean, std = report.seed_stats([1.0, 2.0, 3.0])
     assert (mean, std) == (2.0, pytest.approx(np.std([1.0, 2.0, 3.0], ddof=1)))
 
 
@@ -87,11 +87,11 @@ def test_tuned_stage_is_what_gridsearchcv_on_the_validation_split_picks(shared, 
     out = _run(tmp_path, "a")
     row = pd.read_csv(out / "table2_static_vs_dynamic.csv", comment="#").iloc[0]
     fits = pd.read_csv(out / "table2_all_fits.csv", comment="#")
-    s = common.settings_from(run.parser().parse_args([*TINY, "--work", str(tmp_path / "a" / "work")]))
-    data = common.load_property("jarvis:formation_energy_peratom", s)
-    train, val, _ = data.split
-    X = [data.structures[i] for i in (*train, *val)]  # training order kept: Roost's shuffling depends on it
-    y = data.y[np.concatenate([train, val])]
+    s = settings.settings_from(run.parser().parse_args([*TINY, "--work", str(tmp_path / "a" / "work")]))
+    prop = data.load_property("jarvis:formation_energy_peratom", s)
+    train, val, _ = prop.split
+    X = [prop.structures[i] for i in (*train, *val)]  # training order kept: Roost's shuffling depends on it
+    y = prop.y[np.concatenate([train, val])]
     stages = ["embedding", "conv1", "conv2", "conv3", "conv4"]
     search = GridSearchCV(
         make_pipeline(

@@ -1,0 +1,58 @@
+"""Learning curves of the paper harness at tiny sizes on real Matbench dielectric data."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.paper import curves, fits, ledger, run  # noqa: E402
+
+TINY = ["learning-curve", "--props", "matbench:n", "--max-samples", "60", "--sizes", "10", "25", "max",
+        "--epochs", "1", "--seeds", "0", "1", "--static", "onehot", "megnet16", "--elemnet-epochs", "2"]
+
+
+def test_training_sizes_are_capped_at_the_training_split():
+    assert curves.training_sizes(["100", "300", "max"], 250) == [("100", 100), ("max", 250)]
+    assert curves.training_sizes(["10", "10", "40"], 40) == [("10", 10), ("max", 40)]
+    with pytest.raises(ValueError, match="'0'"):
+        curves.training_sizes(["0"], 40)
+
+
+def test_training_subsets_are_nested():
+    train = np.arange(100, 180)
+    small, large = curves.nested_subset(train, 10, 0), curves.nested_subset(train, 30, 0)
+    assert len(small) == 10 and len(large) == 30 and set(small) <= set(large) <= set(train)
+    assert curves.nested_subset(train, 80, 0) is train
+
+
+def test_learning_curve_smoke(shared, tmp_path, monkeypatch):
+    monkeypatch.setattr(curves, "crabnet_runner", lambda: (None, "no side env in this test"))
+    out = tmp_path / "out"
+    run.main([*TINY, "--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger"), "--out", str(out)])
+    table = pd.read_csv(out / "learning_curves.csv", comment="#")
+    assert list(table["size"].astype(str).unique()) == ["10", "25", "max"]
+    assert set(table["model"]) == {curves.LABELS[m] for m in ("dynamic", "static", "elemnet")}
+    assert (table["test MAE"] > 0).all() and table["val/test"].nunique() == 1  # same val and test at every size
+    stages = {"embedding", "conv1", "conv2", "conv3", "conv4", "all"}
+    assert set(table.loc[table.model == curves.LABELS["dynamic"], "chosen (val)"]) <= stages
+    assert set(table.loc[table.model == curves.LABELS["static"], "chosen (val)"]) <= {"onehot", "megnet16"}
+    assert "CrabNet: not run (no side env in this test)" in (out / "learning_curves.md").read_text()
+    assert (out / "learning_curves.png").stat().st_size > 0
+
+    # the training sets of the fits are nested, and validation/test are the same at every size
+    records = [r for r in ledger.Ledger(tmp_path / "ledger").records.values() if r["kind"] == "property"]
+    sizes = sorted(r["result"]["sizes"] for r in records)
+    assert len(records) == 3 and len({s.split("/", 1)[1] for s in sizes}) == 1
+
+    def refuse(*args):
+        raise AssertionError("a fit held by the ledger was retrained")
+
+    monkeypatch.setattr(fits, "_fit", refuse)
+    run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(tmp_path / "ledger")])
+    for name in ("learning_curves.csv", "learning_curves.md", "manifest.json"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
