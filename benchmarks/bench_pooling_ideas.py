@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -87,8 +88,8 @@ def load(prop: str, backbone, sizes: list[int]) -> dict:
     train, val, test = train_val_test_split(len(keep), random_state=0)
     order = np.random.default_rng(0).permutation(train)
     subsets = {n: np.sort(order[:n]) for n in sizes if n <= len(train)}
-    return dict(prop=prop, unit=unit, crystals=crystals, structures=structures, ids=np.asarray(task.ids)[keep], y=task.y[keep],
-                val=val, test=test, subsets=subsets, n_dropped=len(task) - len(keep))
+    return dict(prop=prop, unit=unit, crystals=crystals, structures=structures, ids=np.asarray(task.ids)[keep],
+                y=task.y[keep], val=val, test=test, subsets=subsets, n_dropped=len(task) - len(keep))
 
 
 def restrict(data: dict) -> dict:
@@ -195,19 +196,37 @@ def check_against_transformer(transformer, data: dict, stats: list, n: int = 5) 
 
 
 # ----------------------------------------------------------------------------- fits and ledger
+def read_doc() -> dict:
+    """The results file: ``{"format", "fits": {key: record}, "decision": text or None}``."""
+    doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    return {"format": "pooling-ideas-v1", "fits": {}, "decision": None, **doc}
+
+
 def read_results() -> dict:
-    return json.loads(RESULTS.read_text())["fits"] if RESULTS.exists() else {}
+    return read_doc()["fits"]
+
+
+def _update(change) -> dict:
+    """Apply ``change(doc)`` to the results file under a lock (several runs may share it); the new doc."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = read_doc()
+        change(doc)
+        text = json.dumps(doc, indent=1, sort_keys=True)
+        atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text))
+    return doc
 
 
 def add_result(key: str, record: dict) -> dict:
-    """Add one fit to the results file (under a lock: several runs may share the file); all fits."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(WORK / "results.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        fits = {**read_results(), key: record}
-        text = json.dumps({"format": "pooling-ideas-v1", "fits": fits}, indent=1, sort_keys=True)
-        atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text))
-    return fits
+    """Add one fit to the results file; all fits."""
+    return _update(lambda doc: doc["fits"].__setitem__(key, record))["fits"]
+
+
+def set_decision(text: str) -> None:
+    """Record the decision taken (shown under the verdicts by every rebuild)."""
+    _update(lambda doc: doc.__setitem__("decision", text))
 
 
 def fit(E: ElementEmbeddings, y: np.ndarray, train, val, test, seed: int) -> dict:
@@ -287,8 +306,11 @@ NOTES = [
     "structure's content hash, both checked on read.",
     "Cost: one forward pass gives every stage and both statistics, and Roost's epoch time does not depend on the row "
     "width (benchmarks/results/roost_epoch.md), so every variant costs the same as `mean(last)` except memory; "
-    "`fit s` is wall-clock on a shared, loaded 2-core machine (two runs in parallel, load average ~4).",
+    "`fit s` is wall-clock on a shared, loaded 2-core machine (load average ~4).",
     "Fits are deterministic for a given seed (two processes that computed the same fit got identical test MAEs).",
+    "The fits ran in up to two processes at once, sharing the results file (locked writes); at n=1000 the variants "
+    "ran in the order mean(last), mean+std(last), mean+std(last+gcn2), mean(last)+mean(gcn2) (the last was the "
+    "weakest at n=300), so the time budget cut the latter first.",
 ]
 
 
@@ -311,13 +333,16 @@ def write_report(fits: dict, meta: dict, decision: str | None) -> None:
     df = table(fits)
     commands = sorted({f["command"] for f in fits.values()})
     lines = ["# Two cheap ideas beyond the paper: mean+std pooling, two stages (issue 13)", ""]
-    lines += [f"- **command{'s' if len(commands) > 1 else ''}** (of the fits): " + "; ".join(f"`{c}`" for c in commands),
-              f"- **rebuild this file** from `benchmarks/results/pooling_ideas.json`: `{meta['command']} --report-only`"]
+    plural = "s" if len(commands) > 1 else ""
+    lines += [f"- **command{plural}** (of the fits): " + "; ".join(f"`{c}`" for c in commands),
+              f"- **rebuild this file** from `benchmarks/results/pooling_ideas.json`: "
+              f"`{meta['command']} --report-only`"]
     lines += [f"- **{k}**: {v}" for k, v in meta.items() if k != "command"]
     lines += ["", df.to_markdown(index=False, floatfmt=".4g"), ""]
     missing = coverage(fits)
     if missing:
-        lines += ["Not complete (time budget of one sitting; rerun the command to resume):", "", *missing, ""]
+        lines += [f"Not complete (time budget of one sitting; `{_PREFIX}` fits the rest, resuming from the "
+                  "results file):", "", *missing, ""]
     lines += ["## Decision", "",
               "Adoption rule (issue 13): a variant becomes a transformer option only if it wins on at least two of "
               "the three properties at some training size and never loses.", "", *decisions(df), ""]
@@ -329,17 +354,20 @@ def write_report(fits: dict, meta: dict, decision: str | None) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+_PREFIX = "OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_pooling_ideas.py"
+
+
 def command(argv: list[str]) -> str:
-    """The command line, without the options that do not change any result (--minutes, --report-only)."""
+    """The command line, without the options that change no fit (--minutes, --decision, --report-only)."""
     kept, skip = [], False
     for a in argv:
         if skip:
             skip = False
-        elif a == "--minutes":
+        elif a in ("--minutes", "--decision"):
             skip = True
-        elif a != "--report-only" and not a.startswith("--minutes="):
+        elif a != "--report-only" and not a.startswith(("--minutes=", "--decision=")):
             kept.append(a)
-    return " ".join(["OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python benchmarks/bench_pooling_ideas.py", *kept])
+    return " ".join([_PREFIX, shlex.join(kept)]).strip()
 
 
 def main(argv=None) -> None:
@@ -353,7 +381,8 @@ def main(argv=None) -> None:
     p.add_argument("--skip", nargs="*", default=[], help="PROP:SIZE pairs not to fit, e.g. matbench:n:1000")
     p.add_argument("--minutes", type=float, default=None, help="start no new fit after this many minutes")
     p.add_argument("--report-only", action="store_true", help="rebuild the table from the results file")
-    p.add_argument("--decision", default=None, help="text of the decision taken, written under the verdicts")
+    p.add_argument("--decision", default=None,
+                   help="text of the decision taken: stored in the results file, written under the verdicts")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     meta = {"command": command(sys.argv[1:] if argv is None else argv),
@@ -368,9 +397,11 @@ def main(argv=None) -> None:
             "MAE": "test MAE, mean ± sample std (ddof=1) over seeds; % = (variant - mean(last)) / mean(last); "
                    "verdict vs mean(last): win/loss only when the mean difference exceeds both the sum of the two "
                    "seed stds and 5 % of the mean(last) MAE, else tie"}
+    if args.decision is not None:
+        set_decision(args.decision)
     fits = read_results()
     if args.report_only:
-        write_report(fits, meta, args.decision)
+        write_report(fits, meta, read_doc()["decision"])
         return
     transformer = DynamicEmbeddingTransformer(args.backbone, layer="all", device="cpu", progress=False).fit()
     names = list(transformer.backbone_.stage_names)
@@ -408,7 +439,7 @@ def main(argv=None) -> None:
                         continue
                     if args.minutes is not None and time.perf_counter() - start > 60 * args.minutes:
                         log("time budget reached: stopping (rerun to resume)")
-                        write_report(fits, meta, args.decision)
+                        write_report(fits, meta, read_doc()["decision"])
                         return
                     if E is None:
                         E = embeddings(data, all_stats[prop], stages, with_std)
@@ -418,7 +449,7 @@ def main(argv=None) -> None:
                                             "n_test": len(test)})
                     log(f"{prop} n={size} {name} seed {seed}: test MAE {result['test_mae']:.4g} "
                         f"({result['fit_s']:.0f} s)")
-    write_report(fits, meta, args.decision)
+    write_report(fits, meta, read_doc()["decision"])
 
 
 if __name__ == "__main__":

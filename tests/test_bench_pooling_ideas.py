@@ -54,6 +54,7 @@ def test_verdict_rule_and_adoption_decision():
     assert df.loc[("mp:G_VRH", "mean+std(last)"), "% vs mean(last)"] == pytest.approx(-10.0)
     two_wins = _fits([9.9, 10.0, 10.1], [8.9, 9.0, 9.1], prop="mp:band_gap")
     adopt = bench.decisions(bench.table({str(i): f for i, f in enumerate(win + two_wins)}))
-    assert adopt == ["- `mean+std(last)`: most properties won at one size 2 of 2; losses: none -> meets the adoption rule"]
+    assert adopt == ["- `mean+std(last)`: most properties won at one size 2 of 2; losses: none "
+                     "-> meets the adoption rule"]
     rejected = bench.decisions(bench.table({str(i): f for i, f in enumerate(win + two_wins + loss)}))
     assert rejected[0].endswith("losses: matbench:n n=1000 -> does not meet the adoption rule")
