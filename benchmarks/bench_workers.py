@@ -43,7 +43,7 @@ def _time(path: Path, folder: Path, n_jobs, batch_size: int, repeats: int) -> fl
     from skdynemb.streaming import extract_to_file
 
     transformer = DynamicEmbeddingTransformer(
-        pooling="mean", device="cpu", batch_size=batch_size, n_jobs=n_jobs, progress=False
+        backbone="cgcnn-mp-eform", pooling="mean", device="cpu", batch_size=batch_size, n_jobs=n_jobs, progress=False
     ).fit()
     times = []
     for k in range(repeats + 1):  # run 0 warms up the workers
@@ -61,7 +61,7 @@ def _time_transform(path: Path, n_jobs, batch_size: int, repeats: int) -> float:
     with gzip.open(path, "rt") as fh:
         cifs = [r["cif"] for r in json.load(fh)]
     transformer = DynamicEmbeddingTransformer(
-        pooling="mean", device="cpu", batch_size=batch_size, n_jobs=n_jobs, progress=False
+        backbone="cgcnn-mp-eform", pooling="mean", device="cpu", batch_size=batch_size, n_jobs=n_jobs, progress=False
     ).fit()
     times = []
     for k in range(repeats + 1):

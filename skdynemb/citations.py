@@ -16,6 +16,12 @@ ENTRIES = {
         "property predictions}, author={Choudhary, Kamal and DeCost, Brian}, journal={npj Computational "
         "Materials}, volume={7}, pages={185}, year={2021}, doi={10.1038/s41524-021-00650-1}}"
     ),
+    "choudhary2023alignnff": (
+        "@article{choudhary2023alignnff, title={Unified graph neural network force-field for the periodic "
+        "table: solid state applications}, author={Choudhary, Kamal and DeCost, Brian and Major, Lily and "
+        "Butler, Keith and Thiyagalingam, Jeyan and Tavazza, Francesca}, journal={Digital Discovery}, "
+        "volume={2}, pages={346--355}, year={2023}, doi={10.1039/D2DD00096B}}"
+    ),
     "xie2018cgcnn": (
         "@article{xie2018cgcnn, title={Crystal Graph Convolutional Neural Networks for an Accurate and "
         "Interpretable Prediction of Material Properties}, author={Xie, Tian and Grossman, Jeffrey C.}, "
@@ -68,6 +74,9 @@ BACKBONES = {
     "alignn": ("choudhary2021alignn",),
     "alignn-mp-eform": ("choudhary2021alignn", "jain2013materialsproject"),
     "chgnet": ("deng2023chgnet",),
+    # the official ALIGNN-FF checkpoints (the default backbone), trained on JARVIS-DFT energies and forces
+    **{name: ("choudhary2021alignn", "choudhary2023alignnff", "choudhary2020jarvis")
+       for name in ("alignn-ff", "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10")},
 }
 
 

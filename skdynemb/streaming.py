@@ -171,7 +171,8 @@ def extract_to_file(
         ``element``, ``fraction`` + features (npz adds ``elements``, ``fractions``). Parquet is
         written part by part; npz is assembled in memory.
     transformer : DynamicEmbeddingTransformer, optional
-        Default: one with its default parameters.
+        Default: one with its default parameters (backbone ``"alignn-ff"``; pass
+        ``DynamicEmbeddingTransformer("cgcnn-mp-eform")`` for the ~10x faster shipped backbone).
         Backbone, layer, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
         clone; yours is left as is). With ``n_jobs`` > 1 each batch is parsed and featurized
         by a joblib worker (any backend: loky, or dask under ``joblib.parallel_config("dask")``).

@@ -26,6 +26,18 @@ def shared():
     return root
 
 
+@pytest.fixture(scope="session")
+def alignn_ff_weights():
+    """Skip unless the official ALIGNN-FF wt10 checkpoint (the default backbone, ``alignn-ff``) is
+    in the skdynemb cache; ``scripts/setup.sh`` (``python -m skdynemb.backbones.alignn``) fetches it."""
+    from skdynemb.backbones.alignn.fetch import FF_CHECKPOINTS, cache_dir
+
+    folder = cache_dir() / "alignnff_wt10"
+    if not all((folder / name).is_file() for name in FF_CHECKPOINTS["alignnff_wt10"]):
+        pytest.skip(f"alignn-ff-wt10 weights are not in the skdynemb cache ({folder}); scripts/setup.sh fetches them")
+    return folder
+
+
 # ----------------------------------------------------------------------------- structures built in code
 @pytest.fixture(scope="session")
 def licoo2():

@@ -83,12 +83,8 @@ def test_rows_are_bitwise_those_before_the_refactors(structures, backbone, pooli
 
 
 @pytest.mark.parametrize("backbone,pooling,batch_size", sorted(ALIGNN_PINNED))
-def test_alignn_rows_are_bitwise_those_of_3b965ac(structures, backbone, pooling, batch_size):
+def test_alignn_rows_are_bitwise_those_of_3b965ac(request, structures, backbone, pooling, batch_size):
     if backbone == "alignn-ff-wt10":
-        from skdynemb.backbones.alignn.fetch import FF_CHECKPOINTS, cache_dir
-
-        folder = cache_dir() / "alignnff_wt10"
-        if not all((folder / name).is_file() for name in FF_CHECKPOINTS["alignnff_wt10"]):
-            pytest.skip(f"alignn-ff-wt10 weights are not in the skdynemb cache ({folder}); scripts/setup.sh fetches them")
+        request.getfixturevalue("alignn_ff_weights")  # skips when they are not in the cache
     out = _rows(structures, backbone, pooling, batch_size, compound_features="bond+angle")
     assert _digest(out) == ALIGNN_PINNED[backbone, pooling, batch_size]

@@ -21,6 +21,10 @@ def test_citations_follow_the_backbone():
     assert _keys(citations("chgnet")) == ["gupta2024dynamic", "deng2023chgnet"]
     assert _keys(citations("cgcnn-mp-eform")) == ["gupta2024dynamic", "xie2018cgcnn", "jain2013materialsproject"]
     assert "xie2018cgcnn" not in _keys(citations("alignn-mp-eform"))
+    assert _keys(citations("alignn-ff")) == [  # the default backbone: ALIGNN, ALIGNN-FF, its training data
+        "gupta2024dynamic", "choudhary2021alignn", "choudhary2023alignnff", "choudhary2020jarvis",
+    ]
+    assert DynamicEmbeddingFeaturizer().citations() == citations("alignn-ff")
     assert _keys(citations(None)) == _keys(citations("my-own-backbone")) == ["gupta2024dynamic"]
     for name in ("chgnet", "alignn", "cgcnn-mp-eform"):  # no fit (no weights) needed to ask
         assert DynamicEmbeddingFeaturizer(backbone=name).citations() == citations(name)

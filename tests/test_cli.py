@@ -18,8 +18,10 @@ from skdynemb import DynamicEmbeddingTransformer, cli, streaming
 from skdynemb.backbones import load_backbone
 from skdynemb.cli.extract import _layer
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["--batch-size", "8", "--chunk-size", "8", "--device", "cpu", "--no-progress"]
+FAST = ["--backbone", CGCNN, "--batch-size", "8", "--chunk-size", "8", "--device", "cpu", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_extract_element_table_from_mp_json_gz(mp_file, tmp_path, capsys):
     assert cli.main(["extract", str(path), "-o", str(out), "--pooling", "element", *FAST]) == 0
     assert f"for 20 structures to {out}" in capsys.readouterr().out
     table = pq.read_table(out).to_pandas()
-    expected = DynamicEmbeddingTransformer(device="cpu", progress=False).fit().transform(structures)
+    expected = DynamicEmbeddingTransformer(CGCNN, device="cpu", progress=False).fit().transform(structures)
     assert list(dict.fromkeys(table["id"])) == ids
     assert list(table["element"]) == [e for c in expected for e in c.elements]
     np.testing.assert_allclose(table["fraction"], np.concatenate([c.fractions for c in expected]))
@@ -83,7 +85,7 @@ def test_layers_and_npz_output(mp_file, tmp_path):
     bb = load_backbone("cgcnn-mp-eform")
     assert list(z["ids"]) == ids
     assert list(z["feature_names"]) == [f"{s}_{k}" for s in ("embedding", "conv3") for k in range(bb.stage_dims[0])]
-    expected = DynamicEmbeddingTransformer(layer=[0, 3], pooling="mean", device="cpu", progress=False).fit()
+    expected = DynamicEmbeddingTransformer(CGCNN, layer=[0, 3], pooling="mean", device="cpu", progress=False).fit()
     np.testing.assert_allclose(z["features"], expected.transform(structures), rtol=1e-6, atol=1e-6)
 
 
@@ -110,7 +112,7 @@ def test_errors_and_exit_codes(mp_file, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert cli.main(["extract", str(tmp_path / "none.json"), "-o", str(tmp_path / "x.parquet")]) == 1
     assert "no such input" in capsys.readouterr().err
-    assert cli.main(["extract", str(mixed), "-o", str(tmp_path / "x.parquet"), "--compound-features", "bond"]) == 1
+    assert cli.main(["extract", str(mixed), "-o", str(tmp_path / "x.parquet"), "--compound-features", "bond", *FAST]) == 1
     assert "no bond features" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["extract", str(mixed), "-o", str(out), "--pooling", "max"])
@@ -165,7 +167,7 @@ def test_structure_folder_with_an_unknown_element(tmp_path, capsys):
     nacl.to(filename=str(folder / "POSCAR_nacl"), fmt="poscar")
     Structure(Lattice.cubic(5.0), ["Og"], [[0, 0, 0]]).to(filename=str(folder / "og.cif"))
     out = tmp_path / "f.parquet"
-    assert cli.main(["extract", str(folder), "-o", str(out), "--skip-invalid", "--device", "cpu", "--no-progress"]) == 0
+    assert cli.main(["extract", str(folder), "-o", str(out), "--skip-invalid", *FAST]) == 0
     assert pq.read_table(out).column("id").to_pylist() == ["POSCAR_nacl"]
     with open(streaming.errors_path(out)) as fh:
         (row,) = list(csv.DictReader(fh))
@@ -206,7 +208,7 @@ def test_extract_reads_a_matminer_json_dataframe(mp_file, tmp_path, capsys, comp
     path = tmp_path / "df.json"
     store_dataframe_as_json(df, str(path), compression=compression, pbar=False)
     path = next(tmp_path.glob("df.json*"))
-    expected = DynamicEmbeddingTransformer(pooling="mean", device="cpu", progress=False).fit().transform(structures[:9])
+    expected = DynamicEmbeddingTransformer(CGCNN, pooling="mean", device="cpu", progress=False).fit().transform(structures[:9])
     for extra, want_ids in (([], list(df.index)), (["--id-field", "material_id"], ids[:9])):
         out = tmp_path / f"emb{len(extra)}.npz"
         assert cli.main(["extract", str(path), "-o", str(out), *extra, *FAST]) == 0, capsys.readouterr().err

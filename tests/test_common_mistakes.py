@@ -12,6 +12,8 @@ from sklearn.pipeline import make_pipeline
 from skdynemb import DynamicEmbeddingTransformer, InvalidStructureError, StaticEmbeddingTransformer, to_crystal
 from skdynemb.embeddings import ElementEmbeddings
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 FORMULAS = ["LiCoO2", "Co3O4", "Fe2O3", "NaCl", "MgO", "TiO2", "SiO2", "Al2O3"]
 Y = np.array([-1.8, -1.3, -1.7, -2.1, -3.0, -3.3, -3.0, -3.4])  # rough formation energies, eV/atom
 
@@ -38,7 +40,7 @@ def test_element_embeddings_into_a_2d_estimator_say_use_mean_pooling():
 
 
 def test_pandas_output_with_element_pooling_warns():
-    for t in (StaticEmbeddingTransformer("megnet16"), DynamicEmbeddingTransformer(device="cpu", progress=False)):
+    for t in (StaticEmbeddingTransformer("megnet16"), DynamicEmbeddingTransformer(CGCNN, device="cpu", progress=False)):
         t.set_output(transform="pandas")
         X = FORMULAS[:2] if isinstance(t, StaticEmbeddingTransformer) else [nacl()]
         with pytest.warns(UserWarning, match=r"set_output\(transform='pandas'\) has no effect with pooling='element'"):
@@ -63,14 +65,14 @@ def test_a_single_structure_where_a_list_is_expected(make):
     with pytest.raises(TypeError, match=r"X is a single \w+ \w+, not a sequence of samples; wrap it in a list"):
         StaticEmbeddingTransformer().fit_transform(one)
     if not hasattr(one, "get_reduced_formula_and_factor"):  # a structure (not a Composition)
-        t = DynamicEmbeddingTransformer(device="cpu", progress=False).fit()
+        t = DynamicEmbeddingTransformer(CGCNN, device="cpu", progress=False).fit()
         with pytest.raises(TypeError, match="wrap it in a list"):
             t.transform(one)
         assert len(t.transform([one])) == 1
 
 
 def test_formulas_given_to_the_dynamic_transformer():
-    t = DynamicEmbeddingTransformer(device="cpu", progress=False).fit()
+    t = DynamicEmbeddingTransformer(CGCNN, device="cpu", progress=False).fit()
     with pytest.raises(InvalidStructureError, match=r"sample 1: 'NaCl' is a chemical formula, not a structure.*"
                                                     r"use StaticEmbeddingTransformer"):
         t.transform([nacl(), "NaCl"])

@@ -32,12 +32,12 @@ def test_every_example_is_tested():
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
-def test_quickstart(shared, capsys):
+def test_quickstart(shared, alignn_ff_weights, capsys):
     from skdynemb.datasets import jarvis_leaderboard_task
 
     results = load_example("quickstart").main(["--epochs", "2", "--limit", "40", "--seed", "3"])
     assert list(results) == ["predict the training mean", "static  matscholar200 + Roost",
-                             "dynamic cgcnn-mp-eform + Roost"]
+                             "dynamic alignn-ff + Roost"]
     task = jarvis_leaderboard_task("formation_energy_peratom")
     parts = {k: v[:40] for k, v in task.split_indices().items()}
     mean = task.y[parts["train"]].mean()

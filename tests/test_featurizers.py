@@ -8,6 +8,8 @@ from pymatgen.core import Lattice, Structure
 from skdynemb import DynamicEmbeddingTransformer
 from skdynemb.featurizers import DynamicEmbeddingFeaturizer
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 
 def _structures():
     nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -19,19 +21,19 @@ def _structures():
 def test_featurize_dataframe_matches_transformer_and_keeps_user_columns():
     structures = _structures()
     df = pd.DataFrame({"structure": structures, "target": [1.0, 2.0, 3.0]}, index=["a", "b", "c"])
-    f = DynamicEmbeddingFeaturizer(device="cpu").fit(df["structure"])
+    f = DynamicEmbeddingFeaturizer(CGCNN, device="cpu").fit(df["structure"])
     out = f.featurize_dataframe(df, "structure", pbar=False)
     labels = f.feature_labels()
     assert list(out.columns) == ["structure", "target", *labels]
     assert list(out.index) == ["a", "b", "c"] and list(out["target"]) == [1.0, 2.0, 3.0]
-    expected = DynamicEmbeddingTransformer(pooling="mean", progress=False, device="cpu").fit().transform(structures)
+    expected = DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu").fit().transform(structures)
     np.testing.assert_allclose(out[labels].to_numpy(), expected, atol=1e-6)
     assert np.isfinite(out[labels].to_numpy()).all()
     np.testing.assert_allclose(f.featurize(structures[1]), expected[1], atol=1e-6)
 
 
 def test_featurize_many_runs_one_batched_extraction(monkeypatch):
-    f = DynamicEmbeddingFeaturizer(device="cpu").fit()
+    f = DynamicEmbeddingFeaturizer(CGCNN, device="cpu").fit()
     calls = []
     original = f.transformer_.backbone_.forward_stages
     monkeypatch.setattr(f.transformer_.backbone_, "forward_stages", lambda c: calls.append(len(c)) or original(c))
@@ -42,7 +44,7 @@ def test_featurize_many_runs_one_batched_extraction(monkeypatch):
 def test_bad_row_raises_or_becomes_nan_only_when_asked():
     rows = _structures() + [Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]])]
     df = pd.DataFrame({"structure": rows})
-    f = DynamicEmbeddingFeaturizer(device="cpu").fit()
+    f = DynamicEmbeddingFeaturizer(CGCNN, device="cpu").fit()
     with pytest.raises(ValueError, match="sample 3"):
         f.featurize_dataframe(df, "structure", pbar=False)
     out = f.featurize_dataframe(df, "structure", ignore_errors=True, return_errors=True, pbar=False)

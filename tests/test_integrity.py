@@ -32,6 +32,8 @@ from skdynemb.errors import BackboneBatchError, InvalidStructureError
 from skdynemb.streaming import errors_path, extract_to_file, parts_dir
 from skdynemb.structures import standardize, to_crystal
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 REPO = Path(__file__).resolve().parents[1]
 ALIGNN_SHIPPED = REPO / "skdynemb" / "data" / "alignn-mp-eform"
 CPU = dict(progress=False, device="cpu")
@@ -61,7 +63,7 @@ def test_resume_with_changed_structures_recomputes_them(mp_records, tmp_path, mo
     records = [{"material_id": r["material_id"], "cif": r["cif"]} for r in mp_records[:8]]
     path = _write(tmp_path / "in.json", records)
     out = tmp_path / "out.parquet"
-    t = DynamicEmbeddingTransformer(pooling="mean", batch_size=4, **CPU)
+    t = DynamicEmbeddingTransformer(CGCNN, pooling="mean", batch_size=4, **CPU)
     real_write = streaming._write_part
 
     def stop_at_chunk_1(parts, chunk, *args):
@@ -152,7 +154,7 @@ def test_element_coverage_is_an_invalid_structure():
 
 
 def test_batch_failure_not_caused_by_a_structure_aborts(monkeypatch):
-    t = DynamicEmbeddingTransformer(**CPU).fit()
+    t = DynamicEmbeddingTransformer(CGCNN, **CPU).fit()
 
     def out_of_memory(crystals):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -195,8 +197,8 @@ def test_config_edit_invalidates_the_cache(tmp_path):
 @pytest.fixture
 def cached(tmp_path, licoo2, co3o4):
     """A transformer with a cache holding LiCoO2 and Co3O4, their rows without cache, and the cache."""
-    t = DynamicEmbeddingTransformer(memory=tmp_path / "cache", layer="all", **CPU).fit()
-    plain = DynamicEmbeddingTransformer(layer="all", **CPU).fit().transform([licoo2, co3o4])
+    t = DynamicEmbeddingTransformer(CGCNN, memory=tmp_path / "cache", layer="all", **CPU).fit()
+    plain = DynamicEmbeddingTransformer(CGCNN, layer="all", **CPU).fit().transform([licoo2, co3o4])
     t.transform([licoo2, co3o4])
     cache = StageCache(tmp_path / "cache", t.backbone_, t.backbone_identity_)
     return t, plain, cache
@@ -249,7 +251,7 @@ def test_a_pickle_in_the_cache_never_runs(cached, licoo2, tmp_path):
 def test_cache_files_follow_the_umask_and_can_be_cleared(tmp_path, licoo2):
     old = _umask(0o027)
     try:
-        DynamicEmbeddingTransformer(memory=tmp_path / "c", **CPU).fit().transform([licoo2])
+        DynamicEmbeddingTransformer(CGCNN, memory=tmp_path / "c", **CPU).fit().transform([licoo2])
     finally:
         os.umask(old)
     (entry,) = (tmp_path / "c").rglob("*.npz")
@@ -293,7 +295,7 @@ def test_standardize_keeps_the_crystal(licoo2):
         assert s.composition.reduced_formula == "LiCoO2"
         assert SpacegroupAnalyzer(s).get_space_group_symbol() == "R-3m"
     with pytest.raises(ValueError, match="standardize"):
-        DynamicEmbeddingTransformer(standardize="conventional").fit()
+        DynamicEmbeddingTransformer(CGCNN, standardize="conventional").fit()
 
 
 # ----------------------------------------------------------------------------- 5. validation
@@ -390,7 +392,8 @@ def _children(pid: int) -> list[int]:
 def test_workers_do_not_outlive_a_killed_parent(mp_records, tmp_path):
     path = _write(tmp_path / "in.json", [{"material_id": r["material_id"], "cif": r["cif"]} for r in mp_records[:200]])
     args = [sys.executable, "-m", "skdynemb.cli", "extract", str(path), "-o", str(tmp_path / "o.parquet"),
-            "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "50", "--device", "cpu", "--no-progress"]
+            "--backbone", "cgcnn-mp-eform", "--n-jobs", "2", "--batch-size", "4", "--chunk-size", "50",
+            "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first_part = tmp_path / "o.parquet.parts" / "part-000000.parquet"
@@ -426,7 +429,7 @@ def test_outputs_follow_the_umask(mp_records, tmp_path):
     old = _umask(0o027)
     try:
         for out in (tmp_path / "o.parquet", tmp_path / "o.npz"):
-            extract_to_file(path, out, DynamicEmbeddingTransformer(pooling="mean", **CPU), skip_invalid=True,
+            extract_to_file(path, out, DynamicEmbeddingTransformer(CGCNN, pooling="mean", **CPU), skip_invalid=True,
                             progress=False)
             assert stat.S_IMODE(out.stat().st_mode) == 0o640
             assert stat.S_IMODE(errors_path(out).stat().st_mode) == 0o640

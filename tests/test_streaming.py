@@ -24,7 +24,7 @@ from skdynemb.records import _JsonReader
 from skdynemb.streaming import errors_path, extract_to_file, open_source, parts_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dict(layer="all", pooling="mean", batch_size=8, device="cpu", progress=False)
+SETTINGS = dict(backbone="cgcnn-mp-eform", layer="all", pooling="mean", batch_size=8, device="cpu", progress=False)
 
 
 def transformer(**kw):
@@ -280,8 +280,8 @@ def test_resume_after_sigkill_while_writing(dielectric, reference, tmp_path):
     from skdynemb.cli import main
 
     out = tmp_path / "killed.parquet"
-    args = ["extract", str(dielectric[0]), "-o", str(out), "--layer", "all", "--batch-size", "8",
-            "--chunk-size", "16", "--device", "cpu", "--no-progress"]
+    args = ["extract", str(dielectric[0]), "-o", str(out), "--backbone", "cgcnn-mp-eform", "--layer", "all",
+            "--batch-size", "8", "--chunk-size", "16", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", _DIE_WHILE_WRITING_CHUNK_2, *args], env=env, capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -328,7 +328,8 @@ def test_dask_workers_give_the_sequential_result(mp_file, dask_client, tmp_path)
     from skdynemb.cli import main
 
     via_cli = tmp_path / "cli.parquet"
-    args = ["extract", str(path), "-o", str(via_cli), "--dask", dask_client.scheduler.address, "--layer", "all",
+    args = ["extract", str(path), "-o", str(via_cli), "--dask", dask_client.scheduler.address,
+            "--backbone", "cgcnn-mp-eform", "--layer", "all",
             "--batch-size", "4", "--chunk-size", "12", "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     pd.testing.assert_frame_equal(pq.read_table(via_cli).to_pandas(), expected, check_exact=True)

@@ -24,7 +24,7 @@ _REGISTRY: dict[str, tuple[str, str | None]] = {
     "alignn-ff-wt01": ("skdynemb.backbones.alignn", "alignnff_wt01"),
     "alignn-ff-wt1": ("skdynemb.backbones.alignn", "alignnff_wt1"),
     "alignn-ff-wt10": ("skdynemb.backbones.alignn", "alignnff_wt10"),
-    "alignn-ff": ("skdynemb.backbones.alignn", "alignnff_wt10"),  # the one that measures best downstream
+    "alignn-ff": ("skdynemb.backbones.alignn", "alignnff_wt10"),  # measures best downstream: the default backbone
 }
 
 

@@ -9,6 +9,8 @@ import pytest
 from skdynemb import DynamicEmbeddingTransformer, extraction, structures
 from skdynemb.streaming import extract_to_file
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 SETTINGS = dict(layer="all", device="cpu", progress=False)
 
 
@@ -38,16 +40,16 @@ def _records_file(tmp_path, cifs, ids):
 
 
 def test_batch_size_resolved_once_at_fit():
-    default = DynamicEmbeddingTransformer(**SETTINGS).fit()
+    default = DynamicEmbeddingTransformer(CGCNN, **SETTINGS).fit()
     assert default.batch_size_ == default.backbone_.default_batch_size == 64
-    assert DynamicEmbeddingTransformer(batch_size=5, **SETTINGS).fit().batch_size_ == 5
+    assert DynamicEmbeddingTransformer(CGCNN, batch_size=5, **SETTINGS).fit().batch_size_ == 5
     assert default.fingerprint_ == default.backbone_.fingerprint()
     assert default.backbone_identity_["weights_sha256"] == default.fingerprint_
 
 
 def test_forward_batches_are_exactly_the_batch_size(mp_cifs, forward_sizes, tmp_path):
     cifs, ids = mp_cifs
-    t = DynamicEmbeddingTransformer(batch_size=3, pooling="mean", **SETTINGS).fit()
+    t = DynamicEmbeddingTransformer(CGCNN, batch_size=3, pooling="mean", **SETTINGS).fit()
     t.transform(cifs)
     assert forward_sizes == [3, 3, 1]
     forward_sizes.clear()
@@ -62,7 +64,7 @@ def test_rows_do_not_depend_on_batching_beyond_float32_rounding(mp_cifs, pooling
     cifs, _ = mp_cifs
     rows = []
     for batch_size in (1, 3, 3, None):
-        out = DynamicEmbeddingTransformer(batch_size=batch_size, pooling=pooling, **SETTINGS).fit().transform(cifs)
+        out = DynamicEmbeddingTransformer(CGCNN, batch_size=batch_size, pooling=pooling, **SETTINGS).fit().transform(cifs)
         rows.append(np.asarray(out) if pooling == "mean" else np.concatenate([c.features for c in out]))
     assert rows[0].shape[0] == (7 if pooling == "mean" else sum(len(c.elements) for c in out))
     assert rows[1].tobytes() == rows[2].tobytes()
@@ -72,7 +74,7 @@ def test_rows_do_not_depend_on_batching_beyond_float32_rounding(mp_cifs, pooling
 
 def test_streamed_rows_bitwise_equal_transform_at_the_same_batch_size(mp_cifs, tmp_path):
     cifs, ids = mp_cifs
-    t = DynamicEmbeddingTransformer(batch_size=3, pooling="mean", **SETTINGS).fit()
+    t = DynamicEmbeddingTransformer(CGCNN, batch_size=3, pooling="mean", **SETTINGS).fit()
     out = tmp_path / "out.parquet"
     extract_to_file(_records_file(tmp_path, cifs, ids), out, t, chunk_size=5, progress=False)
     table = pq.read_table(out)
@@ -97,7 +99,7 @@ def test_streaming_validates_each_structure_once(mp_cifs, tmp_path, monkeypatch)
 
     monkeypatch.setattr(structures, "_validate", counting_validate)
     monkeypatch.setattr(extraction, "check_elements", counting_check)
-    t = DynamicEmbeddingTransformer(pooling="mean", **SETTINGS).fit()
+    t = DynamicEmbeddingTransformer(CGCNN, pooling="mean", **SETTINGS).fit()
     out = tmp_path / "out.parquet"
     extract_to_file(_records_file(tmp_path, cifs, ids), out, t, progress=False)
     assert validated == ids and checked == ids

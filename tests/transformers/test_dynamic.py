@@ -11,6 +11,8 @@ from pymatgen.core import Lattice, Structure
 from skdynemb import DynamicEmbeddingTransformer, ElementEmbeddings, InvalidStructureError
 from skdynemb.structures import to_crystals
 
+CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
+
 
 @pytest.fixture(scope="module")
 def mp_structures(mp_sample):
@@ -21,7 +23,7 @@ def mp_structures(mp_sample):
 
 @pytest.fixture(scope="module")
 def fitted():
-    return DynamicEmbeddingTransformer(layer="all", progress=False, device="cpu").fit()
+    return DynamicEmbeddingTransformer(CGCNN, layer="all", progress=False, device="cpu").fit()
 
 
 def test_stages_and_feature_names(fitted):
@@ -58,7 +60,7 @@ def test_rows_are_per_element_means_of_backbone_atoms(fitted, mp_structures):
 
 
 def test_shuffled_sites_and_large_counts(licoo2):
-    transformer = DynamicEmbeddingTransformer(progress=False, device="cpu").fit()
+    transformer = DynamicEmbeddingTransformer(CGCNN, progress=False, device="cpu").fit()
     s = licoo2.to_pymatgen() * (3, 3, 2)  # 18 Li, 18 Co, 36 O
     perm = np.random.default_rng(0).permutation(len(s))
     shuffled = Structure(s.lattice, [s[i].specie for i in perm], [s[i].frac_coords for i in perm])
@@ -73,8 +75,8 @@ def test_shuffled_sites_and_large_counts(licoo2):
 
 def test_batched_equals_single_and_repeatable(mp_structures):
     structures, _ = mp_structures
-    batched = DynamicEmbeddingTransformer(batch_size=32, progress=False, device="cpu").fit()
-    single = DynamicEmbeddingTransformer(batch_size=1, progress=False, device="cpu").fit()
+    batched = DynamicEmbeddingTransformer(CGCNN, batch_size=32, progress=False, device="cpu").fit()
+    single = DynamicEmbeddingTransformer(CGCNN, batch_size=1, progress=False, device="cpu").fit()
     a = batched.transform(structures)
     b = single.transform(structures)
     for x, y in zip(a, b):
@@ -83,7 +85,7 @@ def test_batched_equals_single_and_repeatable(mp_structures):
     again = batched.transform(structures)
     assert all(np.array_equal(x.features, y.features) for x, y in zip(a, again))
     # two joblib workers (batches of 8 spread over them) give the same rows in the same order
-    workers = DynamicEmbeddingTransformer(batch_size=8, n_jobs=2, progress=False, device="cpu").fit()
+    workers = DynamicEmbeddingTransformer(CGCNN, batch_size=8, n_jobs=2, progress=False, device="cpu").fit()
     for x, y in zip(a, workers.transform(structures)):
         assert x.elements == y.elements
         np.testing.assert_allclose(x.features, y.features, atol=1e-5)
@@ -91,8 +93,8 @@ def test_batched_equals_single_and_repeatable(mp_structures):
 
 def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
     structures, _ = mp_structures
-    plain = DynamicEmbeddingTransformer(progress=False, device="cpu").fit().transform(structures[:8])
-    cached = DynamicEmbeddingTransformer(memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu").fit()
+    plain = DynamicEmbeddingTransformer(CGCNN, progress=False, device="cpu").fit().transform(structures[:8])
+    cached = DynamicEmbeddingTransformer(CGCNN, memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu").fit()
     first = cached.transform(structures[:8])
     files = list(tmp_path.rglob("*.npz"))
     assert len(files) == 8
@@ -104,7 +106,7 @@ def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
 
 def test_mean_pooling_is_atom_average_and_pandas_output(fitted, mp_structures):
     structures, ids = mp_structures
-    t = DynamicEmbeddingTransformer(pooling="mean", progress=False, device="cpu").fit()
+    t = DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu").fit()
     X = t.transform(structures[:5])
     assert X.shape == (5, t.n_features_out_) and X.dtype == np.float32
     crystals = to_crystals(structures[:5])
@@ -118,7 +120,7 @@ def test_mean_pooling_is_atom_average_and_pandas_output(fitted, mp_structures):
 
 def test_layer_selection(fitted, licoo2):
     dims = fitted.backbone_.stage_dims
-    t = DynamicEmbeddingTransformer(layer=["embedding", -1], progress=False, device="cpu").fit()
+    t = DynamicEmbeddingTransformer(CGCNN, layer=["embedding", -1], progress=False, device="cpu").fit()
     assert t.layers_ == [0, len(dims) - 1]
     (full,) = fitted.transform([licoo2])
     (part,) = t.transform([licoo2])
@@ -126,7 +128,7 @@ def test_layer_selection(fitted, licoo2):
     np.testing.assert_array_equal(part.features[:, dims[0]:], full.features[:, -dims[-1]:])
     for bad in [99, "conv9", [], [0, 0]]:
         with pytest.raises(ValueError, match="layer"):
-            DynamicEmbeddingTransformer(layer=bad).fit()
+            DynamicEmbeddingTransformer(CGCNN, layer=bad).fit()
 
 
 @pytest.mark.parametrize(
