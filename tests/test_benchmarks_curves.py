@@ -12,7 +12,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.paper import curves, fits, ledger, run  # noqa: E402
 
-TINY = ["learning-curve", "--props", "matbench:n", "--max-samples", "60", "--sizes", "10", "25", "max",
+TINY = ["learning-curve", "--backbone", "cgcnn-mp-eform",  # fast; the assertions name its stages
+        "--props", "matbench:n", "--max-samples", "60", "--sizes", "10", "25", "max",
         "--epochs", "1", "--seeds", "0", "1", "--static", "onehot", "megnet16", "--elemnet-epochs", "2"]
 
 

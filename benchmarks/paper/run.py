@@ -316,7 +316,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="same as --preset full")
     p.add_argument("--props", nargs="+", choices=[*PROPERTIES, "all"],
                    help="properties (default: per table; 'all' = every property with >= ~250 entries)")
-    p.add_argument("--backbone", help="dynamic-embedding backbone (default: cgcnn-mp-eform)")
+    p.add_argument("--backbone", help="dynamic-embedding backbone (default: alignn-ff-wt10, the checkpoint of "
+                   "the library default alignn-ff)")
     p.add_argument("--weights", help="checkpoint of --backbone (e.g. --backbone alignn --weights "
                    "skdynemb/data/alignn-mp-eform); its content hash is part of every fit's ledger identity")
     p.add_argument("--also-backbone", nargs="+", metavar="NAME[=WEIGHTS]",

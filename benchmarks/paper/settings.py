@@ -47,7 +47,7 @@ class Settings:
     lr: float = 3e-4
     early_stopping: bool = False
     patience: int = 20
-    backbone: str = "cgcnn-mp-eform"
+    backbone: str = "alignn-ff-wt10"  # the library default (alignn-ff), named by its checkpoint: ledger keys stay put
     weights: str | None = None
     mp_subsample: int | None = 1500
     split_seed: int = 0
