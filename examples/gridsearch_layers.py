@@ -36,7 +36,7 @@ GRID = {"dynamicembeddingtransformer__layer": [0, 2, -1], "roostregressor__n_gra
 def layer_search(X, y, cache_dir, epochs=40, folds=3, seed=0) -> GridSearchCV:
     """Cross-validated search over the CGCNN stage and Roost's depth; embeddings cached in cache_dir."""
     pipeline = make_pipeline(
-        # the fast shipped backbone (the default, alignn-ff, extracts ~10x slower)
+        # the fast shipped backbone (the default, alignn-ff, extracts ~25x slower)
         DynamicEmbeddingTransformer("cgcnn-mp-eform", memory=cache_dir, progress=False),
         RoostRegressor(max_epochs=epochs, random_state=seed),
     )

@@ -9,7 +9,7 @@ and number of epochs on the official JARVIS leaderboard training split of
 
 plus the predict-the-training-mean baseline. ``"alignn-ff"`` (the official ALIGNN-FF) is the
 default extractor; its weights are fetched once into the skdynemb cache (``scripts/setup.sh`` does
-it). ``"cgcnn-mp-eform"`` in its place extracts ~10x faster and needs no download. The data come
+it). ``"cgcnn-mp-eform"`` in its place extracts ~25x faster and needs no download. The data come
 from ``../shared/data`` when present, otherwise from the online loader (jarvis-tools download,
 needs internet once).
 

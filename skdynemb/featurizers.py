@@ -15,7 +15,7 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
     extractor (``featurize_many`` is overridden), so no model is spawned per row or process.
     Parameters are those of :class:`~skdynemb.DynamicEmbeddingTransformer` (pooling is "mean"),
     with the same default backbone, ``"alignn-ff"`` (best downstream; a 60 MB one-time weights
-    download, ~10x slower than CGCNN); ``backbone="cgcnn-mp-eform"`` is the fast option shipped
+    download, ~25x slower than CGCNN); ``backbone="cgcnn-mp-eform"`` is the fast option shipped
     inside the package, with no download.
     """
 

@@ -172,7 +172,7 @@ def extract_to_file(
         written part by part; npz is assembled in memory.
     transformer : DynamicEmbeddingTransformer, optional
         Default: one with its default parameters (backbone ``"alignn-ff"``; pass
-        ``DynamicEmbeddingTransformer("cgcnn-mp-eform")`` for the ~10x faster shipped backbone).
+        ``DynamicEmbeddingTransformer("cgcnn-mp-eform")`` for the ~25x faster shipped backbone).
         Backbone, layer, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
         clone; yours is left as is). With ``n_jobs`` > 1 each batch is parsed and featurized
         by a joblib worker (any backend: loky, or dask under ``joblib.parallel_config("dask")``).

