@@ -21,18 +21,17 @@ import json
 import math
 import numbers
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from skdynemb._side_env import SideEnv
+
 #: environment variable naming the side interpreter (when the ``python`` argument is None)
 PYTHON_ENV_VAR = "SKDYNEMB_CRABNET_PYTHON"
 SETUP_SCRIPT = "scripts/setup-crabnet.sh"
 WORKER = Path(__file__).with_name("crabnet_worker.py")
-_ENV_BROKEN = 3  # the worker's exit status when crabnet does not import (crabnet_worker.ENV_BROKEN)
-_STDERR_TAIL = 4000  # characters of the worker's stderr quoted in errors
 #: CrabNet arguments the worker sets itself, refused in ``options``
 RESERVED = ("random_state", "epochs", "verbose", "losscurve", "learningcurve", "save", "compute_device",
             "force_cpu", "model", "model_name")
@@ -46,51 +45,20 @@ class CrabNetWorkerError(RuntimeError):
     """The CrabNet worker failed or ran past its timeout (the message quotes its stderr)."""
 
 
-def default_env_dir() -> Path:
-    """Where ``scripts/setup-crabnet.sh`` builds the side env by default."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "skdynemb" / "crabnet-2.0.8"
-
-
-def resolve_python(python=None) -> tuple[Path, str]:
-    """The side interpreter and where that choice came from (argument, env var or default)."""
-    if python is not None:
-        return Path(python), "the python argument"
-    if os.environ.get(PYTHON_ENV_VAR):
-        return Path(os.environ[PYTHON_ENV_VAR]), f"${PYTHON_ENV_VAR}"
-    return default_env_dir() / "bin" / "python", "the default location"
-
-
-def _setup_hint() -> str:
-    return (f"create it with `bash {SETUP_SCRIPT}` from the skdynemb repository (Python 3.10 + crabnet 2.0.8 + "
-            f"torch 1.12.1, about a minute), or point ${PYTHON_ENV_VAR} at the python of such an env")
-
-
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
+_ENV = SideEnv(
+    name="CrabNet", package="crabnet", folder="crabnet-2.0.8", env_var=PYTHON_ENV_VAR,
+    python_source="the python argument",
+    setup_hint=(f"create it with `bash {SETUP_SCRIPT}` from the skdynemb repository (Python 3.10 + crabnet 2.0.8 + "
+                f"torch 1.12.1, about a minute), or point ${PYTHON_ENV_VAR} at the python of such an env"),
+    env_error=CrabNetEnvError, worker_error=CrabNetWorkerError,
+)
 
 
 def _run_worker(args: list[str], folder: Path, python, timeout: float, threads: int) -> None:
     """Run ``crabnet_worker.py ARGS`` in ``folder`` (its working directory: CrabNet writes there)."""
-    exe, source = resolve_python(python)
-    if not (exe.is_file() and os.access(exe, os.X_OK)):
-        raise CrabNetEnvError(f"no CrabNet interpreter at {exe} (from {source}); {_setup_hint()}")
     env = {**os.environ, "MPLBACKEND": "Agg", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
-    # -I: neither PYTHONPATH nor user site-packages of the main env leak into the side env
-    try:
-        proc = subprocess.run([str(exe), "-I", str(WORKER), *args], cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise CrabNetWorkerError(f"CrabNet worker ({args[0]}) still running after {timeout:g} s and was killed; "
-                                 f"its stderr:\n{_tail(err)}") from None
-    if proc.returncode == _ENV_BROKEN:
-        raise CrabNetEnvError(f"{exe} (from {source}) cannot import crabnet: {_tail(proc.stderr)}\n{_setup_hint()}")
-    if proc.returncode != 0:
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-        raise CrabNetWorkerError(f"CrabNet worker ({args[0]}) failed ({how}); its stderr:\n{_tail(proc.stderr)}")
+    _ENV.run(WORKER, args, folder, python, timeout, env=env)
 
 
 def check_env(python=None, timeout: float = 120) -> dict:
@@ -111,7 +79,7 @@ def _available(exe: str) -> bool:
 
 def crabnet_available(python=None) -> bool:
     """True when the side env exists and imports crabnet (checked once per interpreter path)."""
-    return _available(str(resolve_python(python)[0]))
+    return _available(str(_ENV.resolve_python(python)[0]))
 
 
 def _formulas(formulas) -> list[str]:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -22,14 +19,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skdynemb._side_env import SideEnv
 from skdynemb.models._common import check_numeric_target, is_compound_input
 
 #: environment variable naming the side interpreter (when the ``python`` parameter is None)
 PYTHON_ENV_VAR = "SKDYNEMB_AUTOSKLEARN_PYTHON"
 SETUP_SCRIPT = "scripts/setup-autosklearn.sh"
 _WORKER = Path(__file__).with_name("_autosklearn_worker.py")
-_ENV_BROKEN = 3  # the worker's exit status when auto-sklearn does not import (_autosklearn_worker.ENV_BROKEN)
-_STDERR_TAIL = 4000  # characters of the worker's stderr quoted in errors
 
 METRICS = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "rmse": "root_mean_squared_error", "r2": "r2"}
 
@@ -47,73 +43,27 @@ class AutoSklearnWorkerError(RuntimeError):
     """The auto-sklearn worker failed, died or ran past its timeout (message quotes its stderr)."""
 
 
-def default_env_dir() -> Path:
-    """Where ``scripts/setup-autosklearn.sh`` builds the side env by default."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "skdynemb" / "autosklearn-0.15.0"
-
-
-def resolve_python(python=None) -> tuple[Path, str]:
-    """The side interpreter and where that choice came from (parameter, env var or default)."""
-    if python is not None:
-        return Path(python), "the python parameter"
-    if os.environ.get(PYTHON_ENV_VAR):
-        return Path(os.environ[PYTHON_ENV_VAR]), f"${PYTHON_ENV_VAR}"
-    return default_env_dir() / "bin" / "python", "the default location"
-
-
-def _setup_hint() -> str:
-    return (
+_ENV = SideEnv(
+    name="auto-sklearn", package="auto-sklearn 0.15", folder="autosklearn-0.15.0", env_var=PYTHON_ENV_VAR,
+    python_source="the python parameter",
+    setup_hint=(
         f"create it with `bash {SETUP_SCRIPT}` from the skdynemb repository (Python 3.9 + auto-sklearn 0.15.0, "
         "about 5 minutes; by hand: python3.9 -m venv ENV && ENV/bin/pip install auto-sklearn==0.15.0 "
         f"'numpy<1.24' 'scipy<1.11'), or point the python parameter or ${PYTHON_ENV_VAR} at ENV/bin/python"
-    )
-
-
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _STDERR_TAIL else "..." + text[-_STDERR_TAIL:]
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """End the worker and everything it started (dask workers, per-run subprocesses)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+    ),
+    env_error=AutoSklearnEnvError, worker_error=AutoSklearnWorkerError,
+)
 
 
 def run_worker(command: str, folder: Path, python, timeout: float) -> None:
     """Run ``_autosklearn_worker.py COMMAND FOLDER`` under the side interpreter.
 
     Raises AutoSklearnEnvError (interpreter missing, auto-sklearn not importable) or
-    AutoSklearnWorkerError (non-zero exit, killed, or still running after ``timeout`` s).
+    AutoSklearnWorkerError (non-zero exit, killed with its children, or still running after ``timeout`` s).
     """
-    exe, source = resolve_python(python)
-    if not (exe.is_file() and os.access(exe, os.X_OK)):
-        raise AutoSklearnEnvError(f"no auto-sklearn interpreter at {exe} (from {source}); {_setup_hint()}")
-    # -I: neither PYTHONPATH nor user site-packages of the main env leak into the side env
-    proc = subprocess.Popen([str(exe), "-I", str(_WORKER), command, str(folder)], cwd=folder,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        _, err = proc.communicate()
-        raise AutoSklearnWorkerError(
-            f"auto-sklearn worker ({command}) still running after {timeout:g} s and was killed; raise timeout "
-            f"(seconds on top of time_left_for_this_task for fit) if the search needs longer; its stderr:\n"
-            f"{_tail(err)}"
-        ) from None
-    finally:
-        _kill_group(proc)
-    if proc.returncode == _ENV_BROKEN:
-        raise AutoSklearnEnvError(
-            f"{exe} (from {source}) cannot import auto-sklearn 0.15: {_tail(err)}\n{_setup_hint()}")
-    if proc.returncode != 0:
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-        raise AutoSklearnWorkerError(f"auto-sklearn worker ({command}) failed ({how}); its stderr:\n{_tail(err)}")
+    _ENV.run(_WORKER, [command, str(folder)], folder, python, timeout,
+             timeout_advice="raise timeout (seconds on top of time_left_for_this_task for fit) if the search "
+                            "needs longer; ")
 
 
 def check_env(python=None, timeout: float = 120) -> str:
