@@ -156,6 +156,17 @@ def subsample(idx: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(idx, cap, replace=False))
 
 
+def holdout(idx: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``idx`` split into (rest, held out): a seeded ``share`` of it held out (at least one), both sorted."""
+    if not 0 < share < 1:
+        raise ValueError(f"the held-out share must lie strictly between 0 and 1, got {share}")
+    if len(idx) < 2:
+        raise ValueError(f"cannot hold out a share of {len(idx)} sample(s)")
+    order = np.random.default_rng(seed).permutation(np.asarray(idx, dtype=np.int64))
+    n_out = max(1, int(round(share * len(order))))
+    return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
 def load_property(key: str, settings: Settings, indices: np.ndarray | None = None, subset: str = "") -> PropData:
     """Property ``key`` (see :data:`PROPERTIES`): official JARVIS split, else a seeded 80:10:10 split.
 
