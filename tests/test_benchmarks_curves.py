@@ -57,3 +57,24 @@ def test_learning_curve_smoke(shared, tmp_path, monkeypatch):
     run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(tmp_path / "ledger")])
     for name in ("learning_curves.csv", "learning_curves.md", "manifest.json"):
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_crabnet_is_fitted_only_up_to_its_size_cap(shared, tmp_path, monkeypatch):
+    calls = []
+
+    def mean_model(formulas, y, split, seed, epochs, threads):  # stands in for the side env: predicts the mean
+        calls.append(len(split[0]))
+        tr, va, te = split
+        pred = np.full(len(te), y[tr].mean())
+        return {"val_mae": float(np.mean(np.abs(y[va] - y[tr].mean()))), "test_mae": float(np.mean(np.abs(y[te] - pred))),
+                "pred_test": pred.tolist(), "fit_s": 0.0, "epoch_s": None}
+
+    for module in (curves, fits):
+        monkeypatch.setattr(module, "crabnet_runner", lambda: (mean_model, None))
+    out = tmp_path / "out"
+    run.main([*TINY, "--curve-models", "static", "crabnet", "--crabnet-max-size", "10", "--work", str(tmp_path / "work"),
+              "--ledger", str(tmp_path / "ledger"), "--out", str(out)])
+    assert calls == [10, 10]  # two seeds at size 10, none at 25 or max
+    table = pd.read_csv(out / "learning_curves.csv", comment="#")
+    assert table.loc[table.model == curves.LABELS["crabnet"], "size"].astype(str).tolist() == ["10"]
+    assert "fitted at training sizes <= 10 only" in (out / "learning_curves.md").read_text()

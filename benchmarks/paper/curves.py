@@ -86,7 +86,7 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
             if "elemnet" in models:
                 params = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device)
                 res |= run_fits(ledger, sub, [job("elemnet", averaged, seed, params) for seed in s.seeds], s, cache)
-            if "crabnet" in models:
+            if "crabnet" in models and crabnet_fitted(n, args.crabnet_max_size):
                 params = crabnet_params(args.crabnet_epochs)
                 res |= run_fits(ledger, sub, [job("crabnet", "formula", seed, params) for seed in s.seeds], s, cache)
             sizes.append({"label": label, "n": n, "property": ledger.add_property(sub, s),
@@ -95,7 +95,13 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
         publish(args, "learning_curve", "learning_curve", {
             "properties": items, "requested": props, "models": models, "not_run": not_run, "stages": stages,
             "statics": statics, "averaged": averaged, "select_seeds": list(sel), "seeds": list(s.seeds),
-            "elemnet": [args.elemnet_epochs, args.elemnet_patience]}, head, ledger)
+            "elemnet": [args.elemnet_epochs, args.elemnet_patience], "crabnet_max_size": args.crabnet_max_size},
+            head, ledger)
+
+
+def crabnet_fitted(n: int, max_size: int | None) -> bool:
+    """Whether CrabNet is fitted at training size ``n`` (all sizes when ``max_size`` is None)."""
+    return max_size is None or n <= max_size
 
 
 def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> None:
@@ -106,6 +112,8 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
             res, p = fit_results(ledger, size["fits"]), ledger[size["property"]]["result"]
             _, n_val, n_test = p["sizes"].split("/")
             for model in args["models"]:
+                if model == "crabnet" and not crabnet_fitted(size["n"], args.get("crabnet_max_size")):
+                    continue
                 if model in ("dynamic", "static"):
                     chosen = choose(res, args["stages" if model == "dynamic" else "statics"], sel)
                     fitted, inputs = "roost", chosen
@@ -128,6 +136,8 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
         f"properties done: {len(done)} of the {len(args['requested'])} requested "
         f"({', '.join(k for k in args['requested'] if k not in done) or 'none'} not run)",
         *(f"{LABELS[m]}: not run ({why})" for m, why in args["not_run"].items()),
+        *([f"{LABELS['crabnet']}: fitted at training sizes <= {args['crabnet_max_size']} only (its cost)"]
+          if args.get("crabnet_max_size") is not None and "crabnet" in args["models"] else []),
     ]
     write_table(rounded(df), "learning_curves", head, out, notes)
     plot_learning_curves(df, out / "learning_curves.png", head["settings"])

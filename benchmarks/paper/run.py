@@ -376,6 +376,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--curve-models", nargs="+", choices=curves.MODELS, help="learning curve: models "
                    "(default: all; crabnet only where benchmarks/paper/crabnet.py and its side env exist)")
     p.add_argument("--crabnet-epochs", type=int, help="CrabNet epochs (default: CrabNet's 300)")
+    p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "
+                   "this (default: every size)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)
     return p
