@@ -1,7 +1,8 @@
 """Property data of the paper benchmarks: the properties, loading and splitting them, and their embeddings.
 
 Embeddings are extracted once per structure (all backbone stages at once, cached on disk under
-``<work>/cache``) and stages are then sliced out by column.
+``<work>/cache``) and stages are then sliced out by column; the std rows of
+:mod:`.element_stats` are cached the same way under ``<work>/element-std``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 from skdynemb.static_tables import load_table
 from skdynemb.structures import to_crystal
 
+from .element_stats import side_by_side, stage_list, std_embeddings
 from .settings import Settings
 
 #: a property is flagged when at least this share of its values is exactly 0 (metal-dominated sets)
@@ -229,11 +231,11 @@ def last_stage(settings: Settings) -> str:
     return backbone_for(settings).stage_names[-1]
 
 
-def select_stage(E: ElementEmbeddings, stage: str) -> ElementEmbeddings:
-    """The columns of one stage (by name prefix ``<stage>_``) or everything for ``"all"``."""
+def select_stage(E: ElementEmbeddings, stage: str, prefix: str = "") -> ElementEmbeddings:
+    """The columns of one stage (by name prefix ``<prefix><stage>_``) or everything for ``"all"``."""
     if stage == "all":
         return E
-    cols = np.array([str(n).startswith(f"{stage}_") for n in E.feature_names])
+    cols = np.array([str(n).startswith(f"{prefix}{stage}_") for n in E.feature_names])
     if not cols.any():
         raise ValueError(f"no stage {stage!r} among the features")
     return ElementEmbeddings(
@@ -242,10 +244,18 @@ def select_stage(E: ElementEmbeddings, stage: str) -> ElementEmbeddings:
     )
 
 
+def select_stages(E: ElementEmbeddings, what: str, settings: Settings, prefix: str = "") -> ElementEmbeddings:
+    """The columns of the stages ``<a>+<b>...`` (or ``all``) of ``E``, side by side in that order."""
+    stages = stage_list(what, backbone_for(settings).stage_names)
+    return side_by_side([select_stage(E, stage, prefix) for stage in stages])
+
+
 def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
     """Inputs ``name`` of ``data`` (memoised in ``cache``, which belongs to one ``data``).
 
     ``static:<table>`` and ``dynamic:<stage|all>`` are per-element embeddings (for Roost);
+    ``dynamic:<a>+<b>`` stages side by side, ``dynamic-std:<stages>`` the std of each element's
+    atom vectors and ``dynamic-meanstd:<stages>`` mean then std rows (:mod:`.element_stats`);
     ``mean:<static or dynamic name>`` their atom-averaged vectors; ``ElementFraction`` and
     ``Magpie`` composition features (float32 arrays); ``formula`` the formulas (object array, CrabNet's input).
     """
@@ -256,7 +266,14 @@ def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
         elif kind == "dynamic":
             if "dynamic:all" not in cache:
                 cache["dynamic:all"] = dynamic_transformer(settings).transform(data.structures)
-            cache[name] = select_stage(cache["dynamic:all"], what)
+            cache[name] = select_stages(cache["dynamic:all"], what, settings)
+        elif kind == "dynamic-std":
+            if "dynamic-std:all" not in cache:
+                cache["dynamic-std:all"] = std_embeddings(data.structures, dynamic_transformer(settings), settings.work)
+            cache[name] = select_stages(cache["dynamic-std:all"], what, settings, prefix="std:")
+        elif kind == "dynamic-meanstd":
+            cache[name] = side_by_side([embeddings(data, f"dynamic:{what}", settings, cache),
+                                        embeddings(data, f"dynamic-std:{what}", settings, cache)])
         elif kind == "mean":
             cache[name] = embeddings(data, what, settings, cache).mean()
         elif name == "formula":

@@ -5,6 +5,7 @@
     python -m benchmarks.paper.run matbench | polymorphs | methods | cost
     python -m benchmarks.paper.run all --preset full           # paper-sized settings (GPU machine)
     python -m benchmarks.paper.run learning-curve              # test MAE against training-set size
+    python -m benchmarks.paper.run pooling-ideas               # mean+std element rows, two stages (issue 13)
     python -m benchmarks.paper.run rebuild                     # every table again, from ledger + manifests
 
 Every fit goes through the ledger (``--ledger``, default benchmarks/results/ledger): a fit it holds is
@@ -28,11 +29,12 @@ from .fits import elemnet_params, fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
-from . import curves
+from . import curves, pooling
 from .tables import BUILDERS as TABLE_BUILDERS
 
 #: every table builder by name
-BUILDERS = {**TABLE_BUILDERS, "learning_curve": curves.learning_curve_table}
+BUILDERS = {**TABLE_BUILDERS, "learning_curve": curves.learning_curve_table,
+            "pooling_ideas": pooling.pooling_ideas_table}
 
 
 def render(entry: dict, ledger: Ledger, out) -> None:
@@ -313,6 +315,11 @@ def learning_curve(args, s: Settings, ledger: Ledger) -> None:
     curves.learning_curve(args, s, ledger, publish)
 
 
+def pooling_ideas(args, s: Settings, ledger: Ledger) -> None:
+    """Mean+std element rows and two stages vs the last stage's mean (see :mod:`benchmarks.paper.pooling`)."""
+    pooling.pooling_ideas(args, s, ledger, publish)
+
+
 def _relative(folder: Path, root: Path) -> Path:
     """``folder`` below ``root`` (its own name when it lies elsewhere)."""
     try:
@@ -324,7 +331,7 @@ def _relative(folder: Path, root: Path) -> Path:
 #: the six paper tables (``all`` runs these)
 COMMANDS = {"static-dynamic": static_vs_dynamic, "layers": layers, "matbench": matbench,
             "polymorphs": polymorphs, "methods": methods, "cost": cost}
-EXTRA = {"learning-curve": learning_curve}
+EXTRA = {"learning-curve": learning_curve, "pooling-ideas": pooling_ideas}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -370,11 +377,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--automl-iter", type=int, default=30)
     p.add_argument("--autosklearn-budget", type=int, default=60, help="seconds per auto-sklearn fit in Table 3 "
                    "(0 leaves auto-sklearn out; it needs the env of bash scripts/setup-autosklearn.sh)")
-    p.add_argument("--sizes", nargs="+", help="learning curve: training sizes (default 100 300 1000 3000 max)")
+    p.add_argument("--sizes", nargs="+", help="learning curve / pooling ideas: training sizes (default 100 300 "
+                   "1000 3000 max / 300 1000)")
     p.add_argument("--stages", nargs="+", help="Tables 2 and 5 and the learning curve: stages the dynamic model "
                    "chooses from on validation (default: every stage of the backbone and 'all')")
     p.add_argument("--curve-models", nargs="+", choices=curves.MODELS, help="learning curve: models "
                    "(default: all; crabnet only where benchmarks/paper/crabnet.py and its side env exist)")
+    p.add_argument("--early-stage", help=f"pooling ideas: the stage concatenated to the last "
+                   f"(default {pooling.DEFAULT_EARLY})")
     p.add_argument("--crabnet-epochs", type=int, help="CrabNet epochs (default: CrabNet's 300)")
     p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "
                    "this (default: every size)")
