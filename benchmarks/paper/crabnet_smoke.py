@@ -14,13 +14,13 @@ import os
 import platform
 import shlex
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.paper.crabnet import crabnet_fit
+from benchmarks.paper.settings import git_rev
 from skdynemb._files import atomic_write
 from skdynemb.datasets import load_jarvis_leaderboard
 
@@ -30,11 +30,6 @@ TARGET = "formation_energy_peratom"
 #: Roost at the harness's CPU settings, mean of seeds 0-2 (benchmarks/results/paper/table2_static_vs_dynamic.csv)
 ROOST = {"best static (megnet16)": 0.2396, "dynamic, last stage (cgcnn-mp-eform conv4)": 0.1327,
          "dynamic, stage tuned on validation ('all')": 0.146}
-
-
-def _git_rev() -> str:
-    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
 
 
 def _network() -> str:
@@ -84,7 +79,7 @@ def main(argv=None) -> None:
         f"it lowers the validation MAE), so only the test MAE is an unseen-data score.",
         "",
         f"Machine: {platform.machine()} {os.cpu_count()} CPUs; side env Python {versions['python']}, crabnet "
-        f"{versions['crabnet']}, torch {versions['torch']}, numpy {versions['numpy']}; git {_git_rev()}; "
+        f"{versions['crabnet']}, torch {versions['torch']}, numpy {versions['numpy']}; git {git_rev()}; "
         f"network during the fits: {_network()}.",
         "",
         "| seed | test MAE (eV/atom) | val MAE (eV/atom) | epochs run / set | fit (s) | s per epoch |",

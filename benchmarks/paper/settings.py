@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -110,8 +111,10 @@ def settings_from(args) -> Settings:
     return replace(s, select_seeds=min(s.select_seeds, len(s.seeds)))
 
 
+@functools.lru_cache(maxsize=1)
 def git_rev() -> str:
-    """Short hash of the checked-out revision (``unknown`` outside git)."""
+    """Short hash of the revision checked out when first asked (``unknown`` outside git): the code a
+    run started from, even when commits land while it runs."""
     try:
         out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, timeout=10)
