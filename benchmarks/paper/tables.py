@@ -179,11 +179,13 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
     for model, group in per_fold.groupby("model", sort=False):
         for what, column in (("one seed", "test MAE (mean over seeds)"),
                              (f"ensemble of {len(seeds)} seeds", f"test MAE, ensemble of {len(seeds)}")):
-            summary.append({"model": f"{label[model]}, {what}", "mean MAE over 5 folds": group[column].mean(),
+            summary.append({"model": f"{label[model]}, {what}", "mean MAE over folds": group[column].mean(),
                             "fold std": group[column].std(ddof=1)})
-    summary += [{"model": f"{m} (Matbench v0.1 leaderboard, full training folds)", "mean MAE over 5 folds": v,
+    summary += [{"model": f"{m} (Matbench v0.1 leaderboard, full training folds)", "mean MAE over folds": v,
                  "fold std": np.nan} for m, v in MATBENCH_LEADERBOARD.items()]
-    notes = [f"stages chosen among {', '.join(_label(s) for s in args['stages'])} by the mean inner-validation MAE "
+    done = [item["fold"] for item in args["folds"]]
+    notes = [f"folds done: {len(done)} of 5 ({', '.join(map(str, done))}); the leaderboard means are over all 5",
+             f"stages chosen among {', '.join(_label(s) for s in args['stages'])} by the mean inner-validation MAE "
              f"over seeds {args['select_seeds']}; Roost trains on the inner training split only",
              "one seed = the mean over seeds of each seed's test MAE; ensemble = the test MAE of the seeds' mean "
              "prediction",
