@@ -44,8 +44,8 @@ def roost_fit(X, y, split, seed: int, params: dict) -> dict:
                            patience=params.get("patience", 20), random_state=seed)
     if params.get("early_stopping"):
         if not len(va):
-            raise ValueError("early stopping needs a validation split, and this split has none (e.g. the Matbench "
-                             "folds of Table 5); run it without --early-stopping")
+            raise ValueError("early stopping needs a validation split, and this split has none; "
+                             "run it without --early-stopping")
         model.fit(X[tr], y[tr], X_valid=X[va], y_valid=y[va])
     else:
         model.fit(X[tr], y[tr])
