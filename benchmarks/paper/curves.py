@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import PROPERTIES, last_stage, load_property, stage_options
+from .data import PROPERTIES, PropData, last_stage, load_property, stage_options
 from .fits import crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import Ledger
 from .report import header, log, plot_learning_curves, rounded, seed_stats, write_table
@@ -51,6 +51,21 @@ def nested_subset(train: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(train)[:n])
 
 
+def nested_training_sets(data: PropData, sizes, seed: int):
+    """``(label, n, data with its training split cut to the nested subset of n)`` per size of
+    :func:`training_sizes`; the validation and test splits stay as they are."""
+    tr, va, te = data.split
+    for label, n in training_sizes(sizes, len(tr)):
+        yield label, n, data.with_split((nested_subset(tr, n, seed), va, te), data.split_name, "")
+
+
+def split_line(s: Settings) -> str:
+    """The split line of a header over nested training sets (the learning curves, the pooling ideas)."""
+    return ("official JARVIS split for jarvis:*; seeded 80:10:10 (split seed "
+            f"{s.split_seed}) otherwise (MP formation-energy file subsampled to {s.mp_subsample}); validation "
+            f"and test sets fixed across sizes; training sets nested seeded subsets (seed {s.split_seed})")
+
+
 def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
     """Fit every model at every size, property by property, and publish the table after each property."""
     s = replace(s, max_train=None)  # the sizes subsample the whole training split
@@ -67,18 +82,14 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
             models.remove("crabnet")
             not_run["crabnet"] = why
     head = header("Learning curves: test MAE against training-set size", s, args.argv, {
-        "split": "official JARVIS split for jarvis:*; seeded 80:10:10 (split seed "
-                 f"{s.split_seed}) otherwise (MP formation-energy file subsampled to {s.mp_subsample}); validation "
-                 f"and test sets fixed across sizes; training sets nested seeded subsets (seed {s.split_seed})",
+        "split": split_line(s),
         "seeds": f"{list(s.seeds)}; MAE = mean ± sample std (ddof=1) over seeds, on the test split"})
     items = []
     for key in props:
         data, cache = load_property(key, s), {}
-        tr, va, te = data.split
         sizes = []
-        for label, n in training_sizes(args.sizes or DEFAULT_SIZES, len(tr)):
-            sub = data.with_split((nested_subset(tr, n, s.split_seed), va, te), data.split_name, "")
-            log(f"[learning curve] {key}: train {n} ({label}), val/test {len(va)}/{len(te)}")
+        for label, n, sub in nested_training_sets(data, args.sizes or DEFAULT_SIZES, s.split_seed):
+            log(f"[learning curve] {key}: train {n} ({label}), val/test {sub.sizes().split('/', 1)[1]}")
             res = {}
             for model, names in (("dynamic", stages), ("static", statics)):
                 if model in models:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .curves import nested_subset, training_sizes
+from .curves import nested_training_sets, split_line
 from .data import PROPERTIES, backbone_for, last_stage, load_property
 from .element_stats import stage_list
 from .fits import job, run_fits
@@ -67,18 +67,14 @@ def pooling_ideas(args, s: Settings, ledger: Ledger, publish) -> None:
                          f"{list(backbone_for(s).stage_names[:-1])}")
     named = variants(last, early)
     head = header("Two cheap ideas beyond the paper: mean+std element rows, two stages (issue 13)", s, args.argv, {
-        "split": f"official JARVIS split for jarvis:*; seeded 80:10:10 (split seed {s.split_seed}) otherwise "
-                 f"(MP formation-energy file subsampled to {s.mp_subsample}); validation and test sets fixed "
-                 f"across sizes; training sets nested seeded subsets (seed {s.split_seed}), as the learning curves",
+        "split": f"{split_line(s)}, as the learning curves",
         "seeds": f"{list(s.seeds)}; MAE = mean ± sample std (ddof=1) over seeds, on the test split"})
     items = []
     for key in props:
         data, cache = load_property(key, s), {}
-        tr, va, te = data.split
         sizes = []
-        for label, n in training_sizes(args.sizes or DEFAULT_SIZES, len(tr)):
-            sub = data.with_split((nested_subset(tr, n, s.split_seed), va, te), data.split_name, "")
-            log(f"[pooling ideas] {key}: train {n} ({label}), val/test {len(va)}/{len(te)}")
+        for label, n, sub in nested_training_sets(data, args.sizes or DEFAULT_SIZES, s.split_seed):
+            log(f"[pooling ideas] {key}: train {n} ({label}), val/test {sub.sizes().split('/', 1)[1]}")
             res = run_fits(ledger, sub, [job("roost", inputs, seed) for inputs in named.values() for seed in s.seeds],
                            s, cache)
             sizes.append({"label": label, "n": n, "property": ledger.add_property(sub, s),
