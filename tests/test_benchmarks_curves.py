@@ -78,3 +78,22 @@ def test_crabnet_is_fitted_only_up_to_its_size_cap(shared, tmp_path, monkeypatch
     table = pd.read_csv(out / "learning_curves.csv", comment="#")
     assert table.loc[table.model == curves.LABELS["crabnet"], "size"].astype(str).tolist() == ["10"]
     assert "fitted at training sizes <= 10 only" in (out / "learning_curves.md").read_text()
+
+
+def test_from_ledger_publishes_what_is_done_and_names_the_rest(shared, tmp_path, monkeypatch):
+    monkeypatch.setattr(curves, "crabnet_runner", lambda: (None, "no side env in this test"))
+    common = ["--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger")]
+    tiny = [a for a in TINY if a != "max"]  # sizes 10 and 25 only
+    run.main([*tiny, *common, "--out", str(tmp_path / "first")])
+
+    def refuse(*args):
+        raise AssertionError("--from-ledger trained a fit")
+
+    monkeypatch.setattr(fits, "_fit", refuse)
+    out = tmp_path / "out"
+    run.main([*TINY, "--from-ledger", *common, "--out", str(out)])  # asks for "max" too, which is not there
+    table = pd.read_csv(out / "learning_curves.csv", comment="#")
+    assert table.equals(pd.read_csv(tmp_path / "first" / "learning_curves.csv", comment="#"))
+    notes = (out / "learning_curves.md").read_text()
+    assert "not in the ledger yet (table published with --from-ledger): matbench:n at max: " + ", ".join(
+        curves.LABELS[m] for m in ("dynamic", "static", "elemnet")) in notes

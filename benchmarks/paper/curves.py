@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .data import PROPERTIES, PropData, last_stage, load_property, stage_options
-from .fits import crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
+from .fits import NotInLedger, crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import Ledger
 from .report import header, log, plot_learning_curves, rounded, seed_stats, write_table
 from .settings import Settings
@@ -70,7 +70,7 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
     """Fit every model at every size, property by property, and publish the table after each property."""
     s = replace(s, max_train=None)  # the sizes subsample the whole training split
     props = args.props or list(DEFAULT_PROPS)
-    sel, rest = s.seeds[: s.select_seeds], s.seeds[s.select_seeds:]
+    sel = s.seeds[: s.select_seeds]
     stages = [f"dynamic:{st}" for st in (args.stages or stage_options(s))]
     statics = [f"static:{t}" for t in s.static]
     averaged = f"mean:dynamic:{last_stage(s)}"
@@ -90,24 +90,39 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
         sizes = []
         for label, n, sub in nested_training_sets(data, args.sizes or DEFAULT_SIZES, s.split_seed):
             log(f"[learning curve] {key}: train {n} ({label}), val/test {sub.sizes().split('/', 1)[1]}")
-            res = {}
-            for model, names in (("dynamic", stages), ("static", statics)):
-                if model in models:
-                    res |= fit_chosen(ledger, sub, names, sel, rest, s, cache)[0]
-            if "elemnet" in models:
-                params = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device)
-                res |= run_fits(ledger, sub, [job("elemnet", averaged, seed, params) for seed in s.seeds], s, cache)
-            if "crabnet" in models and crabnet_fitted(n, args.crabnet_max_size):
-                params = crabnet_params(args.crabnet_epochs)
-                res |= run_fits(ledger, sub, [job("crabnet", "formula", seed, params) for seed in s.seeds], s, cache)
+            res, pending = {}, []
+            for model in models:
+                if model == "crabnet" and not crabnet_fitted(n, args.crabnet_max_size):
+                    continue
+                try:
+                    res |= model_fits(model, ledger, sub, s, cache, args, {"dynamic": stages, "static": statics},
+                                      train=not args.from_ledger)
+                except NotInLedger:
+                    pending.append(model)
             sizes.append({"label": label, "n": n, "property": ledger.add_property(sub, s),
-                          "fits": sorted(r["key"] for r in res.values())})
+                          "fits": sorted(r["key"] for r in res.values()), "pending": pending})
         items.append({"key": key, "unit": PROPERTIES[key].unit, "sizes": sizes})
         publish(args, "learning_curve", "learning_curve", {
             "properties": items, "requested": props, "models": models, "not_run": not_run, "stages": stages,
             "statics": statics, "averaged": averaged, "select_seeds": list(sel), "seeds": list(s.seeds),
             "elemnet": [args.elemnet_epochs, args.elemnet_patience], "crabnet_max_size": args.crabnet_max_size},
             head, ledger)
+
+
+def model_fits(model: str, ledger: Ledger, sub: PropData, s: Settings, cache: dict, args, choices: dict,
+               train: bool = True) -> dict:
+    """The ledger records of one curve model at one training size: Roost on the stage / static table
+    chosen on validation among ``choices[model]`` (dynamic, static), ElemNet on the atom-averaged
+    vectors of the last stage, or CrabNet, with every seed; ``train``: as in :func:`run_fits`."""
+    sel, rest = s.seeds[: s.select_seeds], s.seeds[s.select_seeds:]
+    if model in ("dynamic", "static"):
+        return fit_chosen(ledger, sub, choices[model], sel, rest, s, cache, train=train)[0]
+    if model == "elemnet":
+        params, inputs = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device), \
+            f"mean:dynamic:{last_stage(s)}"
+    else:
+        params, inputs = crabnet_params(args.crabnet_epochs), "formula"
+    return run_fits(ledger, sub, [job(model, inputs, seed, params) for seed in s.seeds], s, cache, train=train)
 
 
 def crabnet_fitted(n: int, max_size: int | None) -> bool:
@@ -123,7 +138,8 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
             res, p = fit_results(ledger, size["fits"]), ledger[size["property"]]["result"]
             _, n_val, n_test = p["sizes"].split("/")
             for model in args["models"]:
-                if model == "crabnet" and not crabnet_fitted(size["n"], args.get("crabnet_max_size")):
+                if model in size.get("pending", ()) or (
+                        model == "crabnet" and not crabnet_fitted(size["n"], args.get("crabnet_max_size"))):
                     continue
                 if model in ("dynamic", "static"):
                     chosen = choose(res, args["stages" if model == "dynamic" else "statics"], sel)
@@ -147,6 +163,9 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
         f"properties done: {len(done)} of the {len(args['requested'])} requested "
         f"({', '.join(k for k in args['requested'] if k not in done) or 'none'} not run)",
         *(f"{LABELS[m]}: not run ({why})" for m, why in args["not_run"].items()),
+        *(f"not in the ledger yet (table published with --from-ledger): {item['key']} at {size['label']}: "
+          f"{', '.join(LABELS[m] for m in size['pending'])}"
+          for item in args["properties"] for size in item["sizes"] if size.get("pending")),
         *([f"{LABELS['crabnet']}: fitted at training sizes <= {args['crabnet_max_size']} only (its cost)"]
           if args.get("crabnet_max_size") is not None and "crabnet" in args["models"] else []),
     ]

@@ -132,10 +132,15 @@ def job(model: str, inputs: str, seed: int, params: dict | None = None) -> Job:
     return Job(model, inputs, int(seed), None if params is None else json.dumps(params, sort_keys=True))
 
 
+class NotInLedger(LookupError):
+    """A fit asked for with ``train=False`` that the ledger does not hold."""
+
+
 def run_fits(ledger: Ledger, data: PropData, jobs, settings: Settings, cache: dict,
-             fit=None) -> dict[Job, dict]:
+             fit=None, train: bool = True) -> dict[Job, dict]:
     """Ledger records of ``jobs`` on ``data``, training the missing ones (``settings.n_jobs`` in
-    parallel) and storing each as it ends. ``fit`` replaces the fit function (tests)."""
+    parallel) and storing each as it ends; with ``train=False`` a missing one raises
+    :class:`NotInLedger` instead (before any embedding is computed). ``fit`` replaces the fit function (tests)."""
     fit = fit or _fit
     out, todo = {}, []
     for j in dict.fromkeys(jobs):
@@ -145,6 +150,8 @@ def run_fits(ledger: Ledger, data: PropData, jobs, settings: Settings, cache: di
             todo.append((j, identity))
         else:
             out[j] = record
+    if todo and not train:
+        raise NotInLedger(f"{len(todo)} fit(s) of {data.key} {data.subset} are not in the ledger, e.g. {todo[0][0]}")
     if todo:
         Xs = {j.inputs: embeddings(data, j.inputs, settings, cache) for j, _ in todo}
         results = Parallel(n_jobs=min(settings.n_jobs, len(todo)), return_as="generator")(
@@ -158,10 +165,14 @@ def run_fits(ledger: Ledger, data: PropData, jobs, settings: Settings, cache: di
     return out
 
 
-def fit_chosen(ledger: Ledger, data: PropData, names, select, rest, settings: Settings, cache: dict):
+def fit_chosen(ledger: Ledger, data: PropData, names, select, rest, settings: Settings, cache: dict,
+               train: bool = True):
     """Roost on each of ``names`` with the ``select`` seeds, the one with the lowest mean validation
-    MAE then with the ``rest`` seeds too; returns (records by :class:`Job`, the chosen name)."""
-    res = run_fits(ledger, data, [job("roost", n, seed) for n in names for seed in select], settings, cache)
+    MAE then with the ``rest`` seeds too; returns (records by :class:`Job`, the chosen name).
+    ``train``: as in :func:`run_fits`."""
+    res = run_fits(ledger, data, [job("roost", n, seed) for n in names for seed in select], settings, cache,
+                   train=train)
     chosen = pick_on_validation({n: [res[job("roost", n, seed)]["result"]["val_mae"] for seed in select]
                                  for n in names})
-    return res | run_fits(ledger, data, [job("roost", chosen, seed) for seed in rest], settings, cache), chosen
+    return res | run_fits(ledger, data, [job("roost", chosen, seed) for seed in rest], settings, cache,
+                          train=train), chosen

@@ -386,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stage", help=f"pooling ideas: the stage concatenated to the last "
                    f"(default {pooling.DEFAULT_EARLY})")
     p.add_argument("--crabnet-epochs", type=int, help="CrabNet epochs (default: CrabNet's 300)")
+    p.add_argument("--from-ledger", action="store_true", help="learning curve: train nothing; publish what the "
+                   "ledger holds and name, per size, the models whose fits it does not hold yet")
     p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "
                    "this (default: every size)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
