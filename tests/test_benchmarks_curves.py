@@ -43,6 +43,11 @@ def test_learning_curve_smoke(shared, tmp_path, monkeypatch):
     assert set(table.loc[table.model == curves.LABELS["dynamic"], "chosen (val)"]) <= stages
     assert set(table.loc[table.model == curves.LABELS["static"], "chosen (val)"]) <= {"onehot", "megnet16"}
     assert "CrabNet: not run (no side env in this test)" in (out / "learning_curves.md").read_text()
+    for _, at in table.groupby("size"):  # % vs the best static row of the same size; verdicts on the others
+        static = at[at.model == curves.LABELS["static"]].iloc[0]
+        others = at[at.model != curves.LABELS["static"]]
+        assert np.isnan(static["% vs best static"]) and set(others["vs best static"]) <= {"win", "tie", "loss"}
+        assert np.allclose(others["% vs best static"], 100 * (others["test MAE"] / static["test MAE"] - 1), atol=0.2)
     assert (out / "learning_curves.png").stat().st_size > 0
 
     # the training sets of the fits are nested, and validation/test are the same at every size

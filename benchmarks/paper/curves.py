@@ -18,7 +18,7 @@ import pandas as pd
 from .data import PROPERTIES, PropData, last_stage, load_property, stage_options
 from .fits import NotInLedger, crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import Ledger
-from .report import header, log, plot_learning_curves, rounded, seed_stats, write_table
+from .report import MIN_PCT, header, log, plot_learning_curves, rounded, seed_stats, verdict, write_table
 from .settings import Settings
 from .tables import choose, fit_results, maes
 
@@ -137,20 +137,27 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
         for size in item["sizes"]:
             res, p = fit_results(ledger, size["fits"]), ledger[size["property"]]["result"]
             _, n_val, n_test = p["sizes"].split("/")
+            values, chosen = {}, {}
             for model in args["models"]:
                 if model in size.get("pending", ()) or (
                         model == "crabnet" and not crabnet_fitted(size["n"], args.get("crabnet_max_size"))):
                     continue
                 if model in ("dynamic", "static"):
-                    chosen = choose(res, args["stages" if model == "dynamic" else "statics"], sel)
-                    fitted, inputs = "roost", chosen
+                    inputs = choose(res, args["stages" if model == "dynamic" else "statics"], sel)
+                    fitted, chosen[model] = "roost", inputs
                 else:
                     fitted, inputs = model, args["averaged"] if model == "elemnet" else "formula"
-                    chosen = inputs.split(":", 2)[-1] if model == "elemnet" else ""
-                m, sd = seed_stats(maes(res, inputs, seeds, model=fitted))
+                    chosen[model] = inputs.split(":", 2)[-1] if model == "elemnet" else ""
+                values[model] = maes(res, inputs, seeds, model=fitted)
+            static = values.get("static")
+            for model, maes_ in values.items():
+                m, sd = seed_stats(maes_)
                 rows.append({"property": item["key"], "unit": item["unit"], "model": LABELS[model],
                              "train size": size["n"], "size": size["label"], "val/test": f"{n_val}/{n_test}",
-                             "test MAE": m, "std": sd, "chosen (val)": chosen.split(":", 1)[-1]})
+                             "test MAE": m, "std": sd, "chosen (val)": chosen[model].split(":", 1)[-1],
+                             "% vs best static": np.nan if static is None or model == "static"
+                             else 100 * (m / np.mean(static) - 1),
+                             "vs best static": "" if static is None or model == "static" else verdict(maes_, static)})
     df = pd.DataFrame(rows)
     done = [i["key"] for i in args["properties"]]
     notes = [
@@ -160,6 +167,9 @@ def learning_curve_table(args: dict, head: dict, ledger: Ledger, out: Path) -> N
         f"vectors of the last stage ({args['averaged'].split(':')[-1]}), ElemNetRegressor(max_epochs="
         f"{args['elemnet'][0]}, patience={args['elemnet'][1]}, its own 10% early-stopping hold-out of the "
         "training set)",
+        f"% vs best static = (model - best static) / best static at the same size; negative is better. "
+        f"verdict as Table 2's: win/loss only when the mean difference exceeds both the sum of the two seed stds "
+        f"and {MIN_PCT:g}% of the static MAE, else tie",
         f"properties done: {len(done)} of the {len(args['requested'])} requested "
         f"({', '.join(k for k in args['requested'] if k not in done) or 'none'} not run)",
         *(f"{LABELS[m]}: not run ({why})" for m, why in args["not_run"].items()),
