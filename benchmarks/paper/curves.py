@@ -59,6 +59,11 @@ def nested_training_sets(data: PropData, sizes, seed: int):
         yield label, n, data.with_split((nested_subset(tr, n, seed), va, te), data.split_name, "")
 
 
+def averaged_inputs(s: Settings) -> str:
+    """ElemNet's inputs: the atom-averaged vectors of the backbone's last stage."""
+    return f"mean:dynamic:{last_stage(s)}"
+
+
 def split_line(s: Settings) -> str:
     """The split line of a header over nested training sets (the learning curves, the pooling ideas)."""
     return ("official JARVIS split for jarvis:*; seeded 80:10:10 (split seed "
@@ -73,7 +78,7 @@ def learning_curve(args, s: Settings, ledger: Ledger, publish) -> None:
     sel = s.seeds[: s.select_seeds]
     stages = [f"dynamic:{st}" for st in (args.stages or stage_options(s))]
     statics = [f"static:{t}" for t in s.static]
-    averaged = f"mean:dynamic:{last_stage(s)}"
+    averaged = averaged_inputs(s)
     models = list(dict.fromkeys(args.curve_models or MODELS))
     not_run = {}
     if "crabnet" in models:
@@ -118,8 +123,7 @@ def model_fits(model: str, ledger: Ledger, sub: PropData, s: Settings, cache: di
     if model in ("dynamic", "static"):
         return fit_chosen(ledger, sub, choices[model], sel, rest, s, cache, train=train)[0]
     if model == "elemnet":
-        params, inputs = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device), \
-            f"mean:dynamic:{last_stage(s)}"
+        params, inputs = elemnet_params(args.elemnet_epochs, args.elemnet_patience, s.device), averaged_inputs(s)
     else:
         params, inputs = crabnet_params(args.crabnet_epochs), "formula"
     return run_fits(ledger, sub, [job(model, inputs, seed, params) for seed in s.seeds], s, cache, train=train)
