@@ -1,0 +1,64 @@
+"""Digests of pooled extraction rows, shared by ``test_bitwise_outputs.py`` and its subprocess.
+
+Run as a script, it imports the ``skdynemb`` found first on ``PYTHONPATH`` (a past revision's tree)
+and prints, as JSON, the digest of every requested configuration and the file it imported from:
+
+    PYTHONPATH=TREE python tests/_bitwise_rows.py CIFS.json CONFIGS.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+
+
+def digest(out) -> str:
+    """SHA-256 of the output: per compound its elements, fractions (float64) and rows, or the matrix."""
+    h = hashlib.sha256()
+    if isinstance(out, np.ndarray):
+        h.update(str((out.shape, out.dtype)).encode())
+        h.update(np.ascontiguousarray(out).tobytes())
+        return h.hexdigest()
+    for compound in out:
+        h.update(" ".join(compound.elements).encode())
+        h.update(np.ascontiguousarray(compound.fractions, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(compound.features).tobytes())
+    return h.hexdigest()
+
+
+def rows(structures, backbone: str, pooling: str, batch_size: int, compound_features: str | None):
+    """Every stage's pooled rows of ``structures`` (float32), on the CPU, without a disk cache."""
+    from skdynemb import DynamicEmbeddingTransformer
+
+    options = {} if compound_features is None else {"compound_features": compound_features}
+    transformer = DynamicEmbeddingTransformer(
+        backbone=backbone, layer="all", pooling=pooling, batch_size=batch_size, device="cpu",
+        progress=False, **options,
+    )
+    out = transformer.fit(structures).transform(structures)
+    matrix = out if pooling == "mean" else np.concatenate([c.features for c in out])
+    if matrix.dtype != np.float32 or len(out) != len(structures):
+        raise AssertionError(f"{backbone}/{pooling}: {len(out)} rows of {matrix.dtype} for {len(structures)} structures")
+    return out
+
+
+def main(cifs_path: str, configs_path: str) -> None:
+    import torch
+    from pymatgen.core import Structure
+
+    import skdynemb
+
+    torch.set_num_threads(1)
+    with open(cifs_path) as fh:
+        structures = [Structure.from_str(cif, fmt="cif") for cif in json.load(fh)]
+    with open(configs_path) as fh:
+        configs = json.load(fh)
+    digests = [digest(rows(structures, *config)) for config in configs]
+    print(json.dumps({"skdynemb": skdynemb.__file__, "digests": digests}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
