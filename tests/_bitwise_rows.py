@@ -33,10 +33,9 @@ def rows(structures, backbone: str, pooling: str, batch_size: int, compound_feat
     """Every stage's pooled rows of ``structures`` (float32), on the CPU, without a disk cache."""
     from skdynemb import DynamicEmbeddingTransformer
 
-    options = {} if compound_features is None else {"compound_features": compound_features}
     transformer = DynamicEmbeddingTransformer(
-        backbone=backbone, layer="all", pooling=pooling, batch_size=batch_size, device="cpu",
-        progress=False, **options,
+        backbone=backbone, layer="all", pooling=pooling, batch_size=batch_size,
+        compound_features=compound_features, device="cpu", progress=False,
     )
     out = transformer.fit(structures).transform(structures)
     matrix = out if pooling == "mean" else np.concatenate([c.features for c in out])
