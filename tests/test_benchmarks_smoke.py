@@ -1,6 +1,8 @@
 """Smoke run of the paper-benchmark harness (benchmarks/paper) at tiny settings on real JARVIS data."""
 
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,86 @@ def test_tuned_stage_is_what_gridsearchcv_on_the_validation_split_picks(shared, 
     table_val = [fits.loc[(fits.embedding == f"dynamic:{n}") & (fits.seed == 0), "val MAE"].item() for n in names]
     np.testing.assert_allclose(grid_val, table_val, rtol=1e-3)
     assert names[search.best_index_] == row["tuned stage (val)"]
+
+
+def test_crabnet_rows_come_from_crabnet_fits_on_the_same_split(shared, tmp_path, monkeypatch):
+    from benchmarks.paper import fits
+
+    seen = []
+
+    def train_mean(formulas, y, split, seed, epochs, threads):  # stands in for the side env: predicts the mean
+        seen.append((list(formulas), [np.asarray(s).tolist() for s in split], seed))
+        tr, va, te = split
+        pred = np.full(len(te), y[tr].mean())
+        return {"val_mae": float(np.mean(np.abs(y[va] - y[tr].mean()))), "test_mae": float(np.mean(np.abs(y[te] - pred))),
+                "pred_test": pred.tolist(), "fit_s": 0.0, "epoch_s": None}
+
+    for module in (run, fits):
+        monkeypatch.setattr(module, "crabnet_runner", lambda: (train_mean, ""))
+    props = ["jarvis:formation_energy_peratom", "jarvis:bulk_modulus_kv"]
+    args = [*TINY[:4], *props, *TINY[5:], "--work", str(tmp_path / "work"), "--ledger", str(tmp_path / "ledger")]
+    out = tmp_path / "out"
+    run.main([*args, "--crabnet-props", "jarvis:bulk_modulus_kv", "--out", str(out)])
+
+    table = pd.read_csv(out / "table2_static_vs_dynamic.csv", comment="#").set_index("property")
+    assert list(table.columns[-4:]) == ["CrabNet MAE", "CrabNet std", "dynamic vs CrabNet %", "dynamic vs CrabNet"]
+    assert table.loc["jarvis:formation_energy_peratom", "CrabNet MAE":].isna().all()  # not asked for there
+    row = table.loc["jarvis:bulk_modulus_kv"]
+    assert row["CrabNet MAE"] == pytest.approx(row["mean baseline MAE"], rel=1e-3) and row["CrabNet std"] == 0
+    assert row["dynamic vs CrabNet %"] == pytest.approx(
+        100 * (row["dynamic (last) MAE"] / row["CrabNet MAE"] - 1), abs=0.2)
+    assert row["dynamic vs CrabNet"] in ("win", "tie", "loss")
+
+    s = settings.settings_from(run.parser().parse_args([*args, "--out", str(out)]))
+    prop = data.load_property("jarvis:bulk_modulus_kv", s)
+    assert [seed for *_, seed in seen] == [0, 1]  # every seed, on the property's formulas and split
+    assert all(f == [c.formula for c in prop.compositions] and sp == [p.tolist() for p in prop.split]
+               for f, sp, _ in seen)
+    fit_table = pd.read_csv(out / "table2_all_fits.csv", comment="#")
+    assert (fit_table.embedding == "CrabNet (formula)").sum() == 2
+    assert "of the 1 properties with CrabNet rows" in (out / "table2_static_vs_dynamic.md").read_text()
+
+    run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(tmp_path / "ledger")])
+    for name in ("table2_static_vs_dynamic.csv", "table2_all_fits.csv", "manifest.json"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+    with pytest.raises(SystemExit, match="among --props.*jarvis:epsx"):
+        run.main([*args, "--crabnet-props", "jarvis:epsx", "--out", str(tmp_path / "bad")])
+    monkeypatch.setattr(run, "crabnet_runner", lambda: (None, "its side env is missing"))
+    with pytest.raises(SystemExit, match="CrabNet cannot run: its side env is missing"):
+        run.main([*args, "--crabnet-props", "jarvis:bulk_modulus_kv", "--out", str(tmp_path / "bad")])
+
+
+def test_diagnostics_of_a_table2_run(shared, tmp_path):
+    from benchmarks.paper import diagnose
+
+    assert diagnose.trimmed_mae(np.arange(1.0, 21.0)) == pytest.approx(10.0)  # 5 % of 20: the 20 left out
+    assert diagnose.trimmed_mae(np.array([1.0, 3.0, 100.0]), share=0.3) == pytest.approx(2.0)
+
+    out = _run(tmp_path, "a")
+    common = [*TINY[1:], "--work", str(tmp_path / "a" / "work"), "--ledger", str(tmp_path / "a" / "ledger"),
+              "--out", str(out)]
+    run.main(["diagnose", *common])
+    table = pd.read_csv(out / "table2_diagnostics.csv", comment="#")
+    row = table.iloc[0]
+    s = settings.settings_from(run.parser().parse_args(["diagnose", *common, "--max-samples", "0"]))
+    prop = data.load_property("jarvis:formation_energy_peratom", replace(s, max_samples=None))  # all 940: polymorphs
+    frame = pd.DataFrame({"formula": [c.reduced_formula for c in prop.compositions], "y": prop.y})
+    sizes = frame.groupby("formula")["y"].size()
+    repeated = frame[frame.formula.isin(sizes.index[sizes > 1])].groupby("formula")["y"].std(ddof=0)
+    n_formulas, spread = diagnose.polymorph_spread(prop)
+    assert n_formulas == len(repeated) > 50
+    assert spread == pytest.approx(100 * repeated.mean() / prop.y.std(), rel=1e-6)
+    atoms = diagnose.atoms_per_formula(prop)
+    first = prop.compositions[0]  # counted by hand from the formula string, e.g. "Al2O3" -> 5
+    assert atoms[0] == sum(int(n or 1) for n in re.findall(r"[A-Z][a-z]?(\d*)", first.reduced_formula))
+    assert row["formulas with polymorphs"] == 0 and np.isnan(row["polymorph spread %"])  # none among 40 samples
+    table2 = pd.read_csv(out / "table2_static_vs_dynamic.csv", comment="#").iloc[0]
+    assert row["static MAE"] == pytest.approx(table2["static MAE"], rel=1e-3)  # the same fits, from the targets
+    assert row["dynamic MAE"] == pytest.approx(table2["dynamic (last) MAE"], rel=1e-3)
+    assert row["static trimmed MAE"] <= row["static MAE"] and row["dynamic trimmed MAE"] <= row["dynamic MAE"]
+
+    with pytest.raises(SystemExit, match="other samples or another split"):
+        run.main(["diagnose", *[a if a != "40" else "30" for a in common]])  # --max-samples 30: not that table
+    with pytest.raises(SystemExit, match="no Table 2"):
+        run.main(["diagnose", *common[:-1], str(tmp_path / "empty")])

@@ -6,6 +6,7 @@
     python -m benchmarks.paper.run all --preset full           # paper-sized settings (GPU machine)
     python -m benchmarks.paper.run learning-curve              # test MAE against training-set size
     python -m benchmarks.paper.run pooling-ideas               # mean+std element rows, two stages (issue 13)
+    python -m benchmarks.paper.run diagnose --out DIR          # why Table 2 in DIR wins or loses, per property
     python -m benchmarks.paper.run rebuild                     # every table again, from ledger + manifests
 
 Every fit goes through the ledger (``--ledger``, default benchmarks/results/ledger): a fit it holds is
@@ -25,11 +26,11 @@ import pandas as pd
 
 from .data import CPU_PROPS, PROPERTIES, ZERO_FLAG, dataset, embeddings, holdout, last_stage, load_property, \
     stage_options, subsample
-from .fits import elemnet_params, fit_chosen, job, run_fits
+from .fits import crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
-from . import curves, pooling
+from . import curves, diagnose, pooling
 from .tables import BUILDERS as TABLE_BUILDERS
 
 #: every table builder by name
@@ -68,6 +69,11 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
     last = f"dynamic:{last_stage(s)}"
     if last not in stages:
         raise SystemExit(f"--stages must include the last stage {last.split(':')[1]!r} (Table 2 reports it)")
+    crab_props = args.crabnet_props or []
+    if set(crab_props) - set(props):
+        raise SystemExit(f"--crabnet-props must be among --props; not there: {sorted(set(crab_props) - set(props))}")
+    if crab_props and crabnet_runner()[0] is None:
+        raise SystemExit(f"--crabnet-props: CrabNet cannot run: {crabnet_runner()[1]}")
     items, parity = [], {}
     head = header("Table 2: Roost with static vs dynamic element embeddings", s, args.argv, {
         "split": _split_line(s),
@@ -82,11 +88,18 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
         items.append({"property": ledger.add_property(data, s), "fits": _keys(res)})
         first = {j.inputs: r["result"]["pred_test"] for j, r in res.items() if j.seed == s.seeds[0]}
         parity[key] = (data.y[data.split[2]], first[best_static], first[last], best_static, data.spec.unit, last)
-        publish(args, "table2", "table2", {"properties": items, "statics": statics, "stages": stages, "last": last,
-                                           "select_seeds": list(sel), "seeds": list(s.seeds), "requested": props,
-                                           "zero_flag": ZERO_FLAG}, head, ledger)
+        table2_args = {"properties": items, "statics": statics, "stages": stages, "last": last,
+                       "select_seeds": list(sel), "seeds": list(s.seeds), "requested": props, "zero_flag": ZERO_FLAG}
+        if crab_props:
+            table2_args["crabnet"] = {"props": crab_props, "params": crabnet_params(args.crabnet_epochs)}
+        publish(args, "table2", "table2", table2_args, head, ledger)
         spread = {k: v for k, v in parity.items() if not load_flag(ledger, items, k)} or parity
         plot_parity(spread, Path(args.out) / "table2_parity.png", f"test split, first seed. {head['settings']}")
+        if key in crab_props:  # after the Roost rows are published: CrabNet takes ~30x a Roost fit
+            crab = run_fits(ledger, data, [job("crabnet", "formula", seed, crabnet_params(args.crabnet_epochs))
+                                           for seed in s.seeds], s, cache)
+            items[-1]["crabnet"] = _keys(crab)
+            publish(args, "table2", "table2", table2_args, head, ledger)
         log(f"[table 2] {key} done in {time.time() - t0:.0f} s")
 
 
@@ -331,7 +344,7 @@ def _relative(folder: Path, root: Path) -> Path:
 #: the six paper tables (``all`` runs these)
 COMMANDS = {"static-dynamic": static_vs_dynamic, "layers": layers, "matbench": matbench,
             "polymorphs": polymorphs, "methods": methods, "cost": cost}
-EXTRA = {"learning-curve": learning_curve, "pooling-ideas": pooling_ideas}
+EXTRA = {"learning-curve": learning_curve, "pooling-ideas": pooling_ideas, "diagnose": diagnose.diagnose}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -386,6 +399,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--early-stage", help=f"pooling ideas: the stage concatenated to the last "
                    f"(default {pooling.DEFAULT_EARLY})")
     p.add_argument("--crabnet-epochs", type=int, help="CrabNet epochs (default: CrabNet's 300)")
+    p.add_argument("--crabnet-props", nargs="+", choices=list(PROPERTIES), help="Table 2: properties (among "
+                   "--props) that also get CrabNet rows, every seed on the same split (it needs the side env of "
+                   "bash scripts/setup-crabnet.sh; ~30x a Roost fit on the CPU)")
     p.add_argument("--from-ledger", action="store_true", help="learning curve: train nothing; publish what the "
                    "ledger holds and name, per size, the models whose fits it does not hold yet")
     p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "

@@ -64,8 +64,13 @@ def table2(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
             "tuned stage (val)": _label(tuned), "tuned MAE": mt, "tuned std": sdt,
             "tuned %": 100 * (mt - ms) / ms, "tuned verdict": verdict(tu, st),
         })
+        if "crabnet" in args:
+            rows[-1] |= _crabnet_columns(ledger, item, seeds, dy)
         for (_, emb, seed), r in sorted(res.items()):
             fit_rows.append({"property": key, "embedding": emb, "seed": seed, "val MAE": r["val_mae"],
+                             "test MAE": r["test_mae"]})
+        for (_, _, seed), r in sorted(fit_results(ledger, item.get("crabnet", [])).items()):
+            fit_rows.append({"property": key, "embedding": "CrabNet (formula)", "seed": seed, "val MAE": r["val_mae"],
                              "test MAE": r["test_mae"]})
     df = pd.DataFrame(rows)
     props = args["requested"]
@@ -86,9 +91,36 @@ def table2(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
         f"flag: >= {args['zero_flag']:.0%} of the values are exactly 0 (metal-dominated JARVIS subset): "
         "models collapse towards the median there, so these rows say little about embeddings",
     ]
+    if "crabnet" in args:
+        notes += _crabnet_notes(df, args["crabnet"])
     write_table(rounded(df), "table2_static_vs_dynamic", header, out, notes)
     write_table(rounded(pd.DataFrame(fit_rows)), "table2_all_fits", {**header, "table": "Table 2, every fit"}, out)
     plot_pct_change(df, out / "table2_pct_change.png", f"{header['settings']}. * = mostly zeros")
+
+
+def _crabnet_columns(ledger: Ledger, item: dict, seeds, dynamic: list[float]) -> dict:
+    """CrabNet's test MAE over ``seeds`` next to the dynamic last stage's (NaN / "" where not fitted yet)."""
+    if "crabnet" not in item:
+        return {"CrabNet MAE": np.nan, "CrabNet std": np.nan, "dynamic vs CrabNet %": np.nan,
+                "dynamic vs CrabNet": ""}
+    crab = maes(fit_results(ledger, item["crabnet"]), "formula", seeds, model="crabnet")
+    (mc, sc), md = seed_stats(crab), seed_stats(dynamic)[0]
+    return {"CrabNet MAE": mc, "CrabNet std": sc, "dynamic vs CrabNet %": 100 * (md - mc) / mc,
+            "dynamic vs CrabNet": verdict(dynamic, crab)}
+
+
+def _crabnet_notes(df: pd.DataFrame, crab: dict) -> list[str]:
+    done = df["dynamic vs CrabNet"] != ""
+    epochs = crab["params"]["epochs"] or 300
+    return [
+        f"CrabNet 2.0.8 (its side env), its default network, at most {epochs} epochs, on the same splits and seeds; it uses "
+        "the validation split while training (stochastic weight averaging), so only its test MAE is a score; "
+        "fitted on the properties of --crabnet-props only (its cost): "
+        f"{', '.join(crab['props'])}",
+        f"dynamic (last) vs CrabNet, same verdict rule: wins {int((df['dynamic vs CrabNet'] == 'win').sum())}, "
+        f"ties {int((df['dynamic vs CrabNet'] == 'tie').sum())}, losses "
+        f"{int((df['dynamic vs CrabNet'] == 'loss').sum())} of the {int(done.sum())} properties with CrabNet rows",
+    ]
 
 
 # ----------------------------------------------------------------------------- Table 1
