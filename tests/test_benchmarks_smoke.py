@@ -155,9 +155,19 @@ def test_crabnet_rows_come_from_crabnet_fits_on_the_same_split(shared, tmp_path,
 
     with pytest.raises(SystemExit, match="among --props.*jarvis:epsx"):
         run.main([*args, "--crabnet-props", "jarvis:epsx", "--out", str(tmp_path / "bad")])
-    monkeypatch.setattr(run, "crabnet_runner", lambda: (None, "its side env is missing"))
-    with pytest.raises(SystemExit, match="CrabNet cannot run: its side env is missing"):
-        run.main([*args, "--crabnet-props", "jarvis:bulk_modulus_kv", "--out", str(tmp_path / "bad")])
+    # without the side env: the CrabNet rows are read from the ledger (same tables), and a CrabNet fit
+    # the ledger lacks stops the run before that property's Roost fits, naming the setup
+    for module in (run, fits):
+        monkeypatch.setattr(module, "crabnet_runner", lambda: (None, "its side env is missing"))
+    run.main([*args, "--crabnet-props", "jarvis:bulk_modulus_kv", "--out", str(tmp_path / "no_env")])
+    for name in ("table2_static_vs_dynamic.csv", "table2_all_fits.csv"):  # the header names the other --out
+        pd.testing.assert_frame_equal(pd.read_csv(out / name, comment="#"),
+                                      pd.read_csv(tmp_path / "no_env" / name, comment="#"))
+    fresh = [*args[:-1], str(tmp_path / "fresh_ledger")]
+    with pytest.raises(SystemExit, match=r"CrabNet cannot run: its side env is missing; 2 fit\(s\) of "
+                                         r"jarvis:bulk_modulus_kv .* not in the ledger"):
+        run.main([*fresh, "--crabnet-props", "jarvis:bulk_modulus_kv", "--out", str(tmp_path / "bad")])
+    assert not list((tmp_path / "fresh_ledger").glob("jarvis_bulk*"))  # no Roost fit of it was trained
 
 
 def test_diagnostics_of_a_table2_run(shared, tmp_path):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .data import CPU_PROPS, PROPERTIES, ZERO_FLAG, dataset, embeddings, holdout, last_stage, load_property, \
     stage_options, subsample
-from .fits import crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
+from .fits import NotInLedger, crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
@@ -72,8 +72,8 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
     crab_props = args.crabnet_props or []
     if set(crab_props) - set(props):
         raise SystemExit(f"--crabnet-props must be among --props; not there: {sorted(set(crab_props) - set(props))}")
-    if crab_props and crabnet_runner()[0] is None:
-        raise SystemExit(f"--crabnet-props: CrabNet cannot run: {crabnet_runner()[1]}")
+    crab_missing = crabnet_runner()[1] if crab_props and crabnet_runner()[0] is None else ""
+    crab_jobs = [job("crabnet", "formula", seed, crabnet_params(args.crabnet_epochs)) for seed in s.seeds]
     items, parity = [], {}
     head = header("Table 2: Roost with static vs dynamic element embeddings", s, args.argv, {
         "split": _split_line(s),
@@ -82,6 +82,11 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
         t0 = time.time()
         data, cache = load_property(key, s), {}
         log(f"[table 2] {key}: train/val/test {data.sizes()} ({data.n_dropped} left out)")
+        if key in crab_props and crab_missing:  # without the side env the CrabNet rows must be in the ledger
+            try:
+                run_fits(ledger, data, crab_jobs, s, cache, train=False)
+            except NotInLedger as exc:
+                raise SystemExit(f"--crabnet-props: CrabNet cannot run: {crab_missing}; {exc}") from None
         res, best_static = fit_chosen(ledger, data, statics, sel, rest, s, cache)
         tuned_res, tuned = fit_chosen(ledger, data, stages, sel, rest, s, cache)
         res |= tuned_res | run_fits(ledger, data, [job("roost", last, seed) for seed in rest], s, cache)
@@ -96,8 +101,7 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
         spread = {k: v for k, v in parity.items() if not load_flag(ledger, items, k)} or parity
         plot_parity(spread, Path(args.out) / "table2_parity.png", f"test split, first seed. {head['settings']}")
         if key in crab_props:  # after the Roost rows are published: CrabNet takes ~30x a Roost fit
-            crab = run_fits(ledger, data, [job("crabnet", "formula", seed, crabnet_params(args.crabnet_epochs))
-                                           for seed in s.seeds], s, cache)
+            crab = run_fits(ledger, data, crab_jobs, s, cache)
             items[-1]["crabnet"] = _keys(crab)
             publish(args, "table2", "table2", table2_args, head, ledger)
         log(f"[table 2] {key} done in {time.time() - t0:.0f} s")
