@@ -72,7 +72,7 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
     crab_props = args.crabnet_props or []
     if set(crab_props) - set(props):
         raise SystemExit(f"--crabnet-props must be among --props; not there: {sorted(set(crab_props) - set(props))}")
-    crab_missing = crabnet_runner()[1] if crab_props and crabnet_runner()[0] is None else ""
+    crab_fit, crab_missing = crabnet_runner() if crab_props else (None, "")  # crab_missing: why it cannot run
     crab_jobs = [job("crabnet", "formula", seed, crabnet_params(args.crabnet_epochs)) for seed in s.seeds]
     items, parity = [], {}
     head = header("Table 2: Roost with static vs dynamic element embeddings", s, args.argv, {
@@ -82,7 +82,7 @@ def static_vs_dynamic(args, s: Settings, ledger: Ledger) -> None:
         t0 = time.time()
         data, cache = load_property(key, s), {}
         log(f"[table 2] {key}: train/val/test {data.sizes()} ({data.n_dropped} left out)")
-        if key in crab_props and crab_missing:  # without the side env the CrabNet rows must be in the ledger
+        if key in crab_props and crab_fit is None:  # without the side env the CrabNet rows must be in the ledger
             try:
                 run_fits(ledger, data, crab_jobs, s, cache, train=False)
             except NotInLedger as exc:
