@@ -6,10 +6,15 @@ atoms of the GNN's hidden vectors. They are compared with the paper's compositio
 element fractions (ElemNet's own 86-d input) and Magpie statistics (132-d), on the official
 JARVIS split of ``formation_energy_peratom`` (eV/atom): fit on train, MAE on test.
 
+Data: the JARVIS file of the data folder (``--data-dir DIR``, else ``$SKDYNEMB_DATA``, else
+``../shared/data`` beside a clone of the repository) with the official leaderboard split; without
+one, ``--online-sample`` random entries of JARVIS-DFT through jarvis-tools (a download, once),
+split 80:10:10 with seed 0. The script says which.
+
 AutoML is FLAML ended by a trial count (``time_budget=-1, max_iter=...``), so its search is
 reproducible. Run time with the defaults (739 training structures, ElemNet up to 60 epochs with
-early stopping, 30 AutoML trials) on 2 CPU cores: about 3 minutes (measured 3 min 15 s with
-OMP_NUM_THREADS=1 on a shared machine; ElemNet ~1 s per epoch).
+early stopping, 30 AutoML trials), OMP_NUM_THREADS=1: 2 min 2 s of CPU time, the wall time on a
+free core (3 min 34 s on a 2-core machine busy with other jobs; measured 2026-12-05).
 
     python examples/elemnet_automl.py
     python examples/elemnet_automl.py --epochs 1000 --automl-trials 100   # ElemNet's own epoch limit
@@ -29,7 +34,24 @@ from skdynemb import (
     ElemNetRegressor,
     MagpieTransformer,
 )
-from skdynemb.datasets import jarvis_leaderboard_task
+from skdynemb.datasets import fetch_jarvis, jarvis_leaderboard_task, train_val_test_split
+from skdynemb.datasets.local import JARVIS_LEADERBOARD_FILE, data_file
+
+TARGET = "formation_energy_peratom"
+ONLINE_SAMPLE = 1000
+
+
+def load_task(data_dir=None, online_sample: int = ONLINE_SAMPLE):
+    """(JARVIS formation-energy task, {part: positions}): local file and official split, else online."""
+    path = data_file(JARVIS_LEADERBOARD_FILE, data_dir)
+    if path is not None:
+        print(f"data: {path} (official JARVIS leaderboard split)")
+        task = jarvis_leaderboard_task(TARGET, path=path)
+        return task, task.split_indices()
+    print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): JARVIS-DFT dft_3d_2021 "
+          f"through jarvis-tools, {online_sample} random entries, seeded 80:10:10 split", flush=True)
+    task = fetch_jarvis("dft_3d_2021", sample=online_sample, random_state=0).task(TARGET, missing="drop")
+    return task, dict(zip(("train", "val", "test"), train_val_test_split(len(task), random_state=0)))
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:
@@ -39,13 +61,18 @@ def main(argv=None) -> dict[str, dict[str, float]]:
     parser.add_argument("--automl-trials", type=int, default=30, help="FLAML trials (default: 30)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N entries of train and test")
     parser.add_argument("--seed", type=int, default=0, help="seed of ElemNet and of the AutoML search")
+    parser.add_argument("--data-dir", default=None,
+                        help="data folder holding jarvis/ (default: $SKDYNEMB_DATA, else ../shared/data, "
+                             "else the online loaders)")
+    parser.add_argument("--online-sample", type=int, default=ONLINE_SAMPLE,
+                        help=f"entries drawn from the online JARVIS-DFT (default: {ONLINE_SAMPLE})")
     args = parser.parse_args(argv)
 
-    task = jarvis_leaderboard_task("formation_energy_peratom")
-    parts = task.split_indices()
+    task, parts = load_task(args.data_dir, args.online_sample)
     train, test = parts["train"][: args.limit], parts["test"][: args.limit]
     structures = {"train": list(task.structures[train]), "test": list(task.structures[test])}
     y_train, y_test = task.y[train], task.y[test]
+    print(f"JARVIS {TARGET}: {len(y_train)} train / {len(y_test)} test structures", flush=True)
 
     inputs = {
         "element fractions": ElementFractionTransformer(elements="all"),
@@ -66,7 +93,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
             model = make_model().fit(X_train, y_train)
             results[input_name][model_name] = float(np.abs(model.predict(X_test) - y_test).mean())
             chosen = f", chose {model.best_estimator_}" if model_name == "AutoML" else ""
-            print(f"{input_name} ({X_train.shape[1]}-d) -> {model_name}: {time.perf_counter() - start:.0f} s{chosen}")
+            print(f"{input_name} ({X_train.shape[1]}-d) -> {model_name}: {time.perf_counter() - start:.0f} s{chosen}",
+                  flush=True)
 
     print(f"\nJARVIS formation energy, {len(y_train)} train / {len(y_test)} test: test MAE (eV/atom)")
     print(f"{'input':<32}" + "".join(f"{name:>10}" for name in models))

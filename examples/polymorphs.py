@@ -2,11 +2,16 @@
 
 A static table gives Ti the same row in rutile, anatase and brookite; a dynamic embedding reads
 each element's row from a pretrained GNN run over the actual structure, so the rows differ
-between polymorphs. This script takes every Materials Project entry of one composition from
-``../shared/data/mp`` and prints, per polymorph, the Euclidean distance of each element's row to
-that of the lowest-energy polymorph, for a static table (always 0) and for CGCNN's last stage.
+between polymorphs. This script takes every Materials Project entry of one composition and
+prints, per polymorph, the Euclidean distance of each element's row to that of the lowest-energy
+polymorph, for a static table (always 0) and for CGCNN's last stage.
 
-    python examples/polymorphs.py                      # TiO2, 18 polymorphs, ~10 s
+Data: the MP file of the data folder (``--data-dir DIR``, else ``$SKDYNEMB_DATA``, else
+``../shared/data`` beside a clone of the repository; 36,737 entries); without one, Materials Project
+2018.6.1 through jarvis-tools (69,239 entries, a download, once). The script says which; the two
+sets hold different numbers of polymorphs per composition.
+
+    python examples/polymorphs.py                      # TiO2, 18 polymorphs in the local file, ~5 s
     python examples/polymorphs.py --formula ZnS --max-polymorphs 10
     python examples/polymorphs.py --formula auto --search 2000   # most frequent composition there
 """
@@ -20,13 +25,25 @@ import numpy as np
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from skdynemb import DynamicEmbeddingTransformer, StaticEmbeddingTransformer
-from skdynemb.datasets import load_mp_eform, reduced_formula
+from skdynemb.datasets import fetch_mp_eform, load_mp_eform, reduced_formula
+from skdynemb.datasets.local import MP_EFORM_FILE, data_file
 
 
-def find_polymorphs(formula: str, search: int | None, max_polymorphs: int | None):
+def load_mp(search: int | None, data_dir=None):
+    """Materials Project formation energies (the first ``search`` entries): local file, else online."""
+    path = data_file(MP_EFORM_FILE, data_dir)
+    if path is not None:
+        print(f"data: {path}")
+        return load_mp_eform(path, limit=search)
+    print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): Materials Project 2018.6.1 "
+          "through jarvis-tools", flush=True)
+    return fetch_mp_eform(limit=search)
+
+
+def find_polymorphs(formula: str, search: int | None, max_polymorphs: int | None, data_dir=None):
     """(formula, ids, structures, e_form in eV/atom) of the entries of one reduced composition,
     lowest formation energy first; ``formula="auto"`` picks the most frequent composition."""
-    data = load_mp_eform(limit=search)
+    data = load_mp(search, data_dir)
     keys = [c.reduced_formula for c in data.structures.compositions()]
     if formula == "auto":
         formula = Counter(keys).most_common(1)[0][0]
@@ -53,9 +70,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--search", type=int, default=None, help="search only the first N MP entries")
     parser.add_argument("--max-polymorphs", type=int, default=None, help="keep the N lowest in energy")
     parser.add_argument("--layer", default=-1, type=int, help="CGCNN stage (default: -1, the last)")
+    parser.add_argument("--data-dir", default=None,
+                        help="data folder holding mp/ (default: $SKDYNEMB_DATA, else ../shared/data, "
+                             "else the online loaders)")
     args = parser.parse_args(argv)
 
-    formula, ids, structures, e_form = find_polymorphs(args.formula, args.search, args.max_polymorphs)
+    formula, ids, structures, e_form = find_polymorphs(args.formula, args.search, args.max_polymorphs,
+                                                       args.data_dir)
     static = StaticEmbeddingTransformer("matscholar200").fit().transform(structures)
     dynamic = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=args.layer, progress=False).fit().transform(
         structures

@@ -9,6 +9,7 @@ from types import ModuleType
 #: top-level module -> the extra of ``pip install "skdynemb[EXTRA]"`` that installs it
 EXTRAS = {
     "chgnet": "chgnet",
+    "sevenn": "sevenn",
     "flaml": "automl",
     "lightgbm": "automl",
     "xgboost": "automl",

@@ -7,11 +7,14 @@ Layout: ``<memory>/skdynemb/<backbone name>/<key[:2]>/<key>.npz``, one entry per
   weights, graph rule and its settings, e.g. a checkpoint's ``config.json`` cutoff, the stage
   layout, and the versions of the code), so a cache never serves rows of another computation.
 - Each entry is a plain ``.npz`` (read with ``allow_pickle=False``: nothing in the folder can
-  run code) that records what it is for: its key, the structure hash, the elements, and the
-  shapes of its arrays. All of it is checked on read; an entry that is unreadable, truncated,
-  written for something else or holds non-finite values is recomputed, with a
+  run code) that records what it is for: its key, the structure hash, the elements, the
+  shapes of its arrays and a SHA-256 of their contents. All of it is checked on read; an entry
+  that is unreadable, truncated, written for something else, edited (its numbers no longer
+  match the checksum) or holds non-finite values is recomputed, with a
   :class:`CacheEntryWarning` naming the file.
 - Entries are written atomically (:func:`skdynemb._files.atomic_write`) with the user's umask.
+  A folder that cannot be written (read-only, disk full) gives one :class:`CacheWriteWarning`
+  and the run goes on without storing entries.
 
 Clear a cache with :func:`clear_cache` (or delete ``<memory>/skdynemb``); entries of older
 formats (``.joblib`` files of skdynemb <= 0.1) are never read and can be deleted the same way.
@@ -19,6 +22,7 @@ formats (``.joblib`` files of skdynemb <= 0.1) are never read and can be deleted
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,23 +36,46 @@ from skdynemb._files import atomic_write
 from skdynemb.pooling import PooledStages, element_groups
 from skdynemb.provenance import backbone_identity, digest
 
-_FORMAT = "pooled-v2"
+_FORMAT = "pooled-v3"  # v3: a SHA-256 of the payload in the metadata
 _SUFFIX = ".npz"
 
 
 class CacheEntryWarning(UserWarning):
-    """A cache entry could not be used (unreadable, for other input, invalid values) and is recomputed."""
+    """A cache entry could not be used (unreadable, for other input, edited, invalid values) and is recomputed."""
+
+
+class CacheWriteWarning(UserWarning):
+    """The cache folder cannot be written (read-only, disk full): the run goes on without storing entries."""
+
+
+def _payload_digest(arrays: dict) -> str:
+    """SHA-256 over every array of an entry but its metadata: name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "meta":
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{list(a.shape)}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def cache_location(memory) -> Path | None:
-    """Folder for ``memory``: None, a path, or a ``joblib.Memory`` (its ``location``)."""
-    if memory is None:
+    """Folder for ``memory``: None, a path, or a ``joblib.Memory`` (its ``location``).
+
+    An empty path (``""``, which would put the cache in the working directory) is a ValueError.
+    """
+    location = memory.location if isinstance(memory, joblib.Memory) else memory
+    if location is None:
         return None
-    if isinstance(memory, joblib.Memory):
-        return None if memory.location is None else Path(memory.location)
-    if isinstance(memory, (str, os.PathLike)):
-        return Path(memory)
-    raise TypeError(f"memory must be None, a path or a joblib.Memory, got {type(memory).__name__}")
+    if not isinstance(location, (str, os.PathLike)):
+        raise TypeError(f"memory must be None, a path or a joblib.Memory, got {type(memory).__name__}")
+    if not str(os.fspath(location)).strip():
+        raise ValueError(
+            f"memory={memory!r} names no folder (an empty path would put the cache in the working "
+            "directory); pass a folder path, or memory=None for no cache"
+        )
+    return Path(location)
 
 
 def clear_cache(memory) -> None:
@@ -76,6 +103,7 @@ class StageCache:
         self.stage_dims = list(backbone.stage_dims)
         self.bond_dims = None if backbone.bond_dims is None else list(backbone.bond_dims)
         self.angle_dims = None if backbone.angle_dims is None else list(backbone.angle_dims)
+        self._writable = True  # False after a failed write: the rest of the run is uncached
 
     def key(self, structure_hash: str) -> str:
         return digest({"identity": self._identity_digest, "structure": structure_hash})
@@ -97,9 +125,9 @@ class StageCache:
         names the file and the reason, and the caller recomputes (and overwrites) it.
         """
         path = self.path(structure_hash)
-        if not path.is_file():
-            return None
         try:
+            if not path.is_file():
+                return None
             return self._read(path, structure_hash, numbers)
         except _BadEntry as exc:
             reason = str(exc)
@@ -118,6 +146,8 @@ class StageCache:
             raise _BadEntry(f"an entry for other input (key {str(meta.get('key'))[:12]}...)")
         if meta.get("structure") != structure_hash:
             raise _BadEntry("an entry for another structure")
+        if meta.get("checksum") != _payload_digest(arrays):
+            raise _BadEntry("edited or corrupted (its numbers do not match the checksum written with them)")
         z, _, counts = element_groups(numbers)
         expected = _elements(z)
         if tuple(meta.get("elements", ())) != expected:
@@ -160,8 +190,9 @@ class StageCache:
         parts = [*pooled.stages, *(pooled.bond or ()), *(pooled.angle or ())]
         if any(a is None for a in parts):  # a stage without values is not a result to keep
             return
+        if not self._writable:
+            return
         path = self.path(structure_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": _FORMAT,
             "key": self.key(structure_hash),
@@ -175,13 +206,23 @@ class StageCache:
             for k, a in enumerate(values or ()):
                 arrays[f"{kind}_{k}"] = np.asarray(a, dtype=np.float32)
         meta["shapes"] = {name: list(a.shape) for name, a in arrays.items()}
+        meta["checksum"] = _payload_digest(arrays)
         arrays["meta"] = np.array(json.dumps(meta))
 
         def write(tmp):
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
 
-        atomic_write(path, write)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, write)
+        except OSError as exc:  # read-only folder, disk full, quota: the rows are fine, only not kept
+            self._writable = False
+            warnings.warn(
+                f"cannot write the cache under {self.folder} ({type(exc).__name__}: {exc}); "
+                "going on without storing entries (this warning is given once)",
+                CacheWriteWarning, stacklevel=3,
+            )
 
 
 def _elements(z: np.ndarray) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from skdynemb._batches import batched
 from skdynemb._workers import exit_with_parent
+from skdynemb.backbones._geometry import bound_of, check_geometry
 from skdynemb.backbones.base import Backbone
 from skdynemb.cache import StageCache
 from skdynemb.errors import BackboneBatchError, InvalidSampleError, InvalidStructureError, problem_of
@@ -49,6 +50,14 @@ def check_elements(backbone: Backbone, crystal: Crystal, index: int) -> None:
         backbone.check_elements(crystal, index)
     except ValueError as exc:
         raise InvalidStructureError(index, crystal.id, problem_of(exc)) from exc
+
+
+def check_sample(backbone: Backbone, crystal: Crystal, index: int) -> None:
+    """Every check of one crystal against ``backbone`` before any forward: its elements, then the
+    geometry guard (:func:`skdynemb.backbones._geometry.check_geometry`: no site with more
+    neighbours within the backbone's cutoff than a real crystal could have)."""
+    check_elements(backbone, crystal, index)
+    check_geometry(crystal, bound_of(backbone), index, backbone.name)
 
 
 def _pool(backbone: Backbone, crystal: Crystal, output, index: int) -> PooledStages:
@@ -109,7 +118,9 @@ def extract_pooled_or_errors(
 
     Returns one entry per crystal (None where it failed) and ``(index, id, reason)`` per failed
     crystal, sorted by index. ``indices``: the global index of each crystal, for messages
-    (default ``0..n-1``). ``stop_on_error``: return as soon as an error is known (after the
+    (default ``0..n-1``). Every crystal is checked first (:func:`check_sample`: elements and
+    the geometry guard), so a cell whose graph would not fit in memory is an error naming it,
+    never a forward. ``stop_on_error``: return as soon as an error is known (after the
     element checks, or after the batch that holds it), leaving the rest uncomputed. Cached
     structures are read back (entries are checked, see :class:`~skdynemb.cache.StageCache`); the
     rest run in batches of exactly ``batch_size`` structures (one block-diagonal forward each;
@@ -122,7 +133,7 @@ def extract_pooled_or_errors(
     runnable = []
     for k, (crystal, index) in enumerate(zip(crystals, indices)):
         try:
-            check_elements(backbone, crystal, index)
+            check_sample(backbone, crystal, index)
             runnable.append(k)
         except InvalidStructureError as exc:
             errors.append((index, crystal.id, exc.problem))

@@ -88,13 +88,35 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
         return rows
 
     def feature_labels(self):
+        """Names of the columns ``featurize`` fills, in order: ``dynemb_<stage>_<i>``.
+
+        Returns
+        -------
+        labels : list of str
+            One per feature, unique (e.g. ``dynemb_conv4_0`` .. ``dynemb_conv4_63`` for CGCNN's
+            last stage). Loads the backbone if needed; no data are read.
+        """
         return [f"dynemb_{name}" for name in self._fitted().get_feature_names_out()]
 
     def citations(self):
-        """BibTeX entries: the method's paper, then the works behind ``backbone`` (network, training data)."""
+        """Works to cite for these features, as matminer expects them.
+
+        Returns
+        -------
+        citations : list of str
+            BibTeX entries: the method's paper, then the works behind ``backbone`` (network and
+            training data); see :func:`skdynemb.citations.citations`.
+        """
         from skdynemb.citations import citations
 
         return citations(self.backbone)
 
     def implementors(self):
+        """Who implemented this featurizer, as matminer expects it.
+
+        Returns
+        -------
+        implementors : list of str
+            Names (the authors listed in the package metadata and ``CITATION.cff``).
+        """
         return ["skdynemb developers"]

@@ -10,6 +10,9 @@ serves rows computed from other input. The driver is :mod:`skdynemb.streaming`.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +79,74 @@ def part_path(parts: Path, chunk: int) -> Path:
     return parts / f"part-{chunk:06d}.parquet"
 
 
+class OutputBusyError(RuntimeError):
+    """Another extraction is writing the same output (it holds ``OUTPUT.lock``)."""
+
+
+def lock_path(output) -> Path:
+    """The lock file held while an extraction writes ``output``."""
+    output = Path(output)
+    return output.with_name(output.name + ".lock")
+
+
+@contextmanager
+def output_lock(output):
+    """Hold ``OUTPUT.lock`` (an exclusive ``flock``) for the body: one extraction per output at a time.
+
+    A second extraction into the same output (another process, or another call of this one)
+    raises :class:`OutputBusyError` naming the lock file at once, instead of both writing the
+    same part files. The lock goes with the process (nothing stale stays locked after a kill);
+    the file is removed on leaving.
+    """
+    import fcntl
+
+    path = lock_path(output)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputBusyError(
+                f"another extraction is writing {Path(output)} (it holds {path}); wait for it to finish, "
+                "or choose another output"
+            ) from None
+        try:  # the file we locked may have been removed by the previous holder: lock the one on disk
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        Path(path).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _refuse_link(parts: Path) -> None:
+    if parts.is_symlink():
+        raise ValueError(
+            f"{parts} is a symbolic link (to {os.readlink(parts)!r}); the part files are written and "
+            "deleted only in a real folder beside the output: remove the link"
+        )
+
+
+def discard_parts(parts: Path) -> None:
+    """Delete the part folder (never through a symbolic link, which is an error instead)."""
+    _refuse_link(parts)
+    shutil.rmtree(parts, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- parts and manifest
 def prepare_parts(parts: Path, manifest: dict) -> None:
-    """Create ``parts`` with its manifest, or check that it belongs to the same extraction."""
+    """Create ``parts`` with its manifest, or check that it belongs to the same extraction.
+
+    ``parts`` must be a real folder: a symbolic link there is refused (a ``ValueError``), so
+    that nothing is written or deleted where it points.
+    """
+    _refuse_link(parts)
     path = parts / "manifest.json"
     if path.exists():
         old = json.loads(path.read_text())

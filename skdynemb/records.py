@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,13 @@ class _JsonReader:
         self.buf, self.pos, self.eof = "", 0, False
 
     def _fill(self) -> bool:
-        data = self.fh.read(max(self.block, len(self.buf) - self.pos))
+        try:
+            data = self.fh.read(max(self.block, len(self.buf) - self.pos))
+        except (EOFError, OSError, UnicodeDecodeError, zlib.error) as exc:  # gzip/bz2 cut short or corrupt
+            raise ValueError(
+                f"{self.name}: cannot be read to its end, a compressed file cut short or corrupt "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         if not data:
             self.eof = True
             return False
@@ -141,9 +148,21 @@ class RecordSource:
             raise ValueError(f"{self.path} changed while being read ({count} records, expected {len(self.ids)})")
 
 
+#: characters an id may not hold: NUL (numpy's string arrays drop it, so "a\\0" and "a" would
+#: collide in an ``.npz``), other control characters, and line breaks (ids are lines in messages)
+_BAD_ID_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_unique(ids: list[str], path: Path) -> list[str]:
+    """``ids`` if they are unique text without control characters (else a ValueError naming one)."""
     first: dict[str, int] = {}
     for i, sample_id in enumerate(ids):
+        bad = _BAD_ID_CHARS.search(sample_id)
+        if bad:
+            raise ValueError(
+                f"{path}: record {i} has the id {sample_id!r}, which holds the control character "
+                f"{bad.group()!r}; ids must be printable text"
+            )
         if sample_id in first:
             raise ValueError(
                 f"{path}: duplicate id {sample_id!r} (records {first[sample_id]} and {i}); ids must be unique"

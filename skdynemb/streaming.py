@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +35,11 @@ from skdynemb.errors import InvalidStructureError
 from skdynemb.part_store import (
     META_KEY,
     PARQUET_USERS,
+    OutputBusyError,
     changed_records,
+    discard_parts,
     errors_path,
+    output_lock,
     part_matches,
     part_meta,
     part_path,
@@ -67,7 +69,7 @@ with needs_extra(PARQUET_USERS):
     import pyarrow.parquet as pq
 
 __all__ = [
-    "ExtractionSummary", "errors_path", "extract_to_file", "parts_dir",
+    "ExtractionSummary", "OutputBusyError", "errors_path", "extract_to_file", "parts_dir",
     # the record sources, defined in skdynemb.records, importable from here as before
     "ID_FIELDS", "STRUCTURE_FIELDS", "STRUCTURE_PREFIXES", "STRUCTURE_SUFFIXES",
     "RecordSource", "open_source", "pick_field", "record_hash",
@@ -185,15 +187,33 @@ def extract_to_file(
     overwrite : bool
         Replace an existing ``output`` and discard unfinished parts; otherwise an existing
         ``output`` is an error and unfinished parts of the same extraction are resumed.
+
+    Notes
+    -----
+    ``OUTPUT.lock`` is held while this runs: a second extraction into the same output fails at
+    once (:class:`~skdynemb.part_store.OutputBusyError`). ``OUTPUT.parts`` must be a real folder (a symbolic link is refused).
+    In ``OUTPUT.errors.csv``, an id or reason that starts with ``=``, ``+``, ``-``, ``@``, a tab or
+    a carriage return is written with a leading ``'``, so that no spreadsheet runs it as a formula.
     """
     output = Path(output)
     if output.suffix not in OUTPUT_FORMATS:
         raise ValueError(f"output must end in one of {OUTPUT_FORMATS}, got {str(output)!r}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    with output_lock(output):  # one extraction per output: a second one is an error, not a race
+        return _extract_locked(
+            source, output, transformer, chunk_size=chunk_size, id_field=id_field, structure_field=structure_field,
+            skip_invalid=skip_invalid, overwrite=overwrite, progress=progress,
+        )
+
+
+def _extract_locked(
+    source, output: Path, transformer, *, chunk_size, id_field, structure_field, skip_invalid, overwrite, progress
+) -> ExtractionSummary:
+    """:func:`extract_to_file` once its output is locked."""
     parts = parts_dir(output)
     if overwrite:
-        shutil.rmtree(parts, ignore_errors=True)
+        discard_parts(parts)
         output.unlink(missing_ok=True)
         errors_path(output).unlink(missing_ok=True)
     elif output.exists():
@@ -259,6 +279,16 @@ def extract_to_file(
 
 
 # ----------------------------------------------------------------------------- merging
+#: first characters that make a spreadsheet read a CSV cell as a formula (CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value) -> str:
+    """``value`` as CSV cell text that no spreadsheet runs as a formula (a leading ``'`` where needed)."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _write_npz(tmp: str, tables: list[pa.Table], pooling: str, feature_names) -> None:
     table = pa.concat_tables(tables)
     arrays = {
@@ -313,8 +343,10 @@ def _merge(
     errors_file.unlink(missing_ok=True)
     if errors:
         buffer = io.StringIO()
-        csv.writer(buffer).writerows([("index", "id", "reason"), *errors])
+        csv.writer(buffer).writerows(
+            [("index", "id", "reason"), *((i, _csv_text(sid), _csv_text(why)) for i, sid, why in errors)]
+        )
         atomic_write(errors_file, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
-    shutil.rmtree(parts)
+    discard_parts(parts)
     n_structures = settings["n_structures"]
     return ExtractionSummary(output, n_structures, n_rows, errors, errors_file if errors else None, resumed)

@@ -11,7 +11,9 @@ Checks, for every structure: at least one site; finite lattice and coordinates; 
 1e-3 Å³; real chemical elements (no dummy species, Z = 1..118); no two sites, and no site and
 a periodic image of any site (its own included, also in 1-site cells), closer than
 :data:`MIN_DISTANCE`; a CIF whose sites do not add up to its declared formula (e.g. a file cut
-short) is rejected.
+short) or whose last loop row is cut is rejected; partial occupancies are reported as disorder;
+a CIF without a formula line gives a :class:`StructureWarning` (a cut at the end of a line
+cannot be detected there).
 
 :func:`standardize` maps a crystal onto a cell that does not depend on the cell it was given
 (primitive or Niggli-reduced), for ``DynamicEmbeddingTransformer(standardize=...)``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -162,20 +165,58 @@ def _from_jarvis(atoms, index, sample_id) -> Crystal:
     return Crystal(lattice, frac, np.array(numbers, dtype=np.int64).reshape(-1), sample_id)
 
 
-def _parse(read: Callable, failure: str, index, sample_id):
+#: a CIF line declaring the formula that pymatgen checks the sites against
+_CIF_FORMULA = re.compile(r"^[ \t]*_chemical_formula_(sum|structural)[ \t]", re.MULTILINE)
+
+
+def _cut_loop(text: str) -> str | None:
+    """How the last ``loop_`` of CIF ``text`` is cut short (its values do not fill whole rows), or None."""
+    import shlex
+
+    lines = text.splitlines()
+    starts = [k for k, line in enumerate(lines) if line.strip().lower() == "loop_"]
+    if not starts:
+        return None
+    k, tags, values = starts[-1] + 1, 0, 0
+    while k < len(lines) and lines[k].strip().startswith("_"):
+        tags, k = tags + 1, k + 1
+    for line in lines[k:]:
+        stripped = line.strip()
+        if stripped.lower().startswith(("loop_", "data_", "_")) or stripped.startswith(";"):
+            return None  # another block follows: not the end of the file
+        try:
+            values += len(shlex.split(stripped, comments=True))
+        except ValueError:  # an unclosed quote: the line is cut
+            return f"its last loop ends inside a quoted value ({stripped[-40:]!r})"
+    if tags and values % tags:
+        return f"its last loop holds {values} values, not whole rows of {tags}"
+    return None
+
+
+def _parse(read: Callable, failure: str, index, sample_id, cif_text: str | None = None):
     """``read()`` (a pymatgen parser); a stoichiometry mismatch it warns about is an error naming the sample.
 
-    ``failure`` starts the message when ``read`` raises (``"could not parse CIF text"``).
+    ``failure`` starts the message when ``read`` raises (``"could not parse CIF text"``); with
+    ``cif_text``, a last loop cut in the middle of a row is named as such. A
+    disordered structure whose partial occupancies do not add up to its formula is left to
+    :func:`_from_pymatgen`, which reports the disorder (not a file cut short).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             result = read()
         except Exception as exc:  # pymatgen raises many types for bad input
+            cut = None if cif_text is None else _cut_loop(cif_text)
+            if cut is not None:
+                raise InvalidStructureError(
+                    index, sample_id, f"{failure}: {cut}, it ends in the middle of a row (a file cut short?)"
+                ) from exc
             raise InvalidStructureError(index, sample_id, f"{failure}: {exc}") from exc
     for w in caught:
         message = " ".join(str(w.message).split())
-        if message.startswith("Incorrect stoichiometry"):
+        if message.startswith(("Incorrect stoichiometry", "Missing elements")):
+            if not getattr(result, "is_ordered", True):
+                continue  # partial occupancies: _from_pymatgen names the disordered site
             raise InvalidStructureError(
                 index, sample_id,
                 f"its sites do not match the formula it declares (a file cut short?): {message}",
@@ -184,11 +225,29 @@ def _parse(read: Callable, failure: str, index, sample_id):
     return result
 
 
+def _warn_unchecked_cif(text: str, index, sample_id) -> None:
+    """A :class:`StructureWarning` for CIF text without a formula line: a file cut short at the end
+    of a line would not be noticed (its sites cannot be checked against anything)."""
+    if not _CIF_FORMULA.search(text):
+        warnings.warn(
+            StructureWarning(
+                index, sample_id,
+                "CIF declares no formula (_chemical_formula_sum): its sites cannot be checked, so a file "
+                "cut short at the end of a line would go unnoticed",
+            ),
+            stacklevel=6,
+        )
+
+
 def _from_text(text: str, index, sample_id):
     from pymatgen.core import Structure
 
     fmt = "cif" if ("_cell_length_a" in text or text.lstrip().startswith("data_")) else "poscar"
-    return _parse(lambda: Structure.from_str(text, fmt=fmt), f"could not parse {fmt.upper()} text", index, sample_id)
+    cif_text = text if fmt == "cif" else None
+    result = _parse(lambda: Structure.from_str(text, fmt=fmt), f"could not parse {fmt.upper()} text", index, sample_id, cif_text)
+    if fmt == "cif":
+        _warn_unchecked_cif(text, index, sample_id)
+    return result
 
 
 def string_kind(text: str) -> str:
@@ -235,7 +294,11 @@ def _to_pymatgen_like(obj, index, sample_id):
         path = Path(obj)
         if not path.is_file():
             raise InvalidStructureError(index, sample_id, f"no such structure file: {str(path)!r}")
-        return _parse(lambda: Structure.from_file(path), f"could not read {str(path)!r}", index, sample_id)
+        cif_text = path.read_text(errors="replace") if path.suffix.lower() == ".cif" else None
+        result = _parse(lambda: Structure.from_file(path), f"could not read {str(path)!r}", index, sample_id, cif_text)
+        if cif_text is not None:
+            _warn_unchecked_cif(cif_text, index, sample_id)
+        return result
     if isinstance(obj, str):
         return _from_text(obj, index, sample_id)
     if _is_instance(obj, "ase", "Atoms"):

@@ -102,3 +102,22 @@ def test_from_ledger_publishes_what_is_done_and_names_the_rest(shared, tmp_path,
     notes = (out / "learning_curves.md").read_text()
     assert "not in the ledger yet (table published with --from-ledger): matbench:n at max: " + ", ".join(
         curves.LABELS[m] for m in ("dynamic", "static", "elemnet")) in notes
+
+
+def test_size_tick_labels_of_close_sizes_go_on_two_lines():
+    """3,000 and 4,000 are 0.12 decades apart on the log axis: the second drops a line, the rest stay."""
+    from benchmarks.paper.report import size_labels
+
+    assert size_labels([100, 300, 1000, 3000, 4000]) == ["100", "300", "1,000", "3,000", "\n4,000"]
+    assert size_labels([100, 300, 1000, 2553]) == ["100", "300", "1,000", "2,553"]
+    assert size_labels([1000, 1100, 1200]) == ["1,000", "\n1,100", "1,200"]  # alternate, never two lowered in a row
+
+
+def test_figure_caption_names_every_backbone_shown():
+    from benchmarks.paper.report import backbones_caption
+
+    settings = "Roost 30 epochs; seeds [0, 1, 2]; backbone cgcnn-mp-eform"
+    assert backbones_caption(settings, ["cgcnn-mp-eform", "alignn", "alignn"]) == (
+        "Roost 30 epochs; seeds [0, 1, 2]; backbones cgcnn-mp-eform, alignn")
+    one = backbones_caption(settings, ["alignn-ff-wt10"])
+    assert one == "Roost 30 epochs; seeds [0, 1, 2]; backbone alignn-ff-wt10"

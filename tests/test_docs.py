@@ -99,8 +99,13 @@ def test_mkdocs_build_strict_from_another_directory(tmp_path):
         assert "&lt;autoref" not in text, f"{page}: cross-reference markup shown as text"
 
     # the user-facing pages exist; the results page shows the committed tables and plots
-    for page in ("installation", "gpu", "results", "faq", "citing", "changelog"):
+    for page in ("installation", "gpu", "results", "faq", "citing", "changelog", "paper-comparison",
+                 "tutorials/persistence"):
         assert (site / page / "index.html").is_file(), f"no {page} page"
+    # the notebook is rendered with its committed outputs
+    rendered = (site / "notebooks" / "static_vs_dynamic" / "index.html").read_text()
+    notebook = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert "test MAE (eV/atom)" in notebook and "dynamic cgcnn-mp-eform" in notebook
     installation = (site / "installation" / "index.html").read_text()
     assert "download.pytorch.org/whl/cpu" in installation and "skdynemb[chgnet]" in installation
     results = (site / "results" / "index.html").read_text()
@@ -119,6 +124,26 @@ def test_mkdocs_build_strict_from_another_directory(tmp_path):
     for script in sorted((REPO / "examples").glob("*.py")):
         first_line = script.read_text().splitlines()[0]
         assert first_line in examples, f"{script.name} is not on the examples page"
+
+
+def test_notebooks_are_committed_executed_and_hold_no_data():
+    """Every docs notebook has run top to bottom without error (scripts/check-docs.sh --refresh), and
+    its outputs are summaries: no long tables of values, no paths of the machine that ran it."""
+    import nbformat
+
+    notebooks = sorted((DOCS / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        notebook = nbformat.read(path, as_version=4)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert code and all(cell.execution_count for cell in code), f"{path.name}: not executed"
+        assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), f"{path.name}: out of order"
+        for cell in code:
+            for out in cell.outputs:
+                assert out.output_type != "error", f"{path.name}: {out.get('ename')}"
+                text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+                assert len(text.splitlines()) <= 20, f"{path.name}: an output of {len(text.splitlines())} lines"
+                assert "/work/" not in text and "/home/" not in text and "shared/data" not in text, path.name
 
 
 @pytest.mark.parametrize("module", ["skdynemb.static_tables", "skdynemb.citations", "skdynemb.transformers.static",

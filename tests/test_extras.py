@@ -19,6 +19,15 @@ def test_missing_chgnet_names_the_chgnet_extra(monkeypatch):
         DynamicEmbeddingTransformer(backbone="chgnet", device="cpu").fit()
 
 
+@pytest.mark.parametrize("name", ["sevenn-0", "sevenn-mf-0"])
+def test_missing_sevenn_names_the_sevenn_extra(monkeypatch, name):
+    monkeypatch.setitem(sys.modules, "sevenn", None)  # `import sevenn` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "skdynemb.backbones.sevenn", raising=False)
+    with pytest.raises(MissingExtraError, match=rf"the '{name}' backbone needs the optional package 'sevenn'.*"
+                                                r'pip install "skdynemb\[sevenn\]"'):
+        load_backbone(name)
+
+
 def test_other_import_errors_pass_through(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch_not_an_extra", None)
     with pytest.raises(ModuleNotFoundError) as info:
@@ -39,7 +48,7 @@ def test_every_extra_is_declared_in_pyproject():
         assert module.replace("_", "-") in names, (module, extra)
     # the heavy packages are not core dependencies
     core = " ".join(meta["dependencies"]).lower()
-    for heavy in ("chgnet", "flaml", "lightgbm", "xgboost", "pyarrow", "aviary", "elementembeddings", "dask"):
+    for heavy in ("chgnet", "sevenn", "flaml", "lightgbm", "xgboost", "pyarrow", "aviary", "elementembeddings", "dask"):
         assert heavy not in core, heavy
     assert import_optional("json", "anything").dumps([1]) == "[1]"
 

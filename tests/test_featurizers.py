@@ -58,3 +58,20 @@ def test_metadata():
     f = DynamicEmbeddingFeaturizer()
     assert any("Dynamic Embedding" in c for c in f.citations())
     assert f.implementors()
+
+
+def test_matminer_contract():
+    """What matminer's BaseFeaturizer asks of the three metadata methods: labels as unique strings,
+    one per value ``featurize`` returns; citations as BibTeX strings; implementors as names."""
+    from importlib.metadata import metadata
+
+    f = DynamicEmbeddingFeaturizer(CGCNN, device="cpu")
+    labels = f.feature_labels()
+    assert all(type(label) is str for label in labels) and len(set(labels)) == len(labels) == 64
+    assert len(f.featurize(_structures()[0])) == len(labels)
+    citations = f.citations()
+    assert citations and all(type(c) is str and c.startswith("@") and c.endswith("}") for c in citations)
+    assert any("xie2018cgcnn" in c for c in citations)  # the backbone's own paper
+    names = f.implementors()
+    assert names and all(type(name) is str for name in names)
+    assert names == [metadata("skdynemb")["Author"]]  # the same name as the package metadata

@@ -27,11 +27,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import skdynemb
 from skdynemb import (
     AutoMLRegressor,
+    CrabNetRegressor,
     DynamicEmbeddingTransformer,
+    ElementEmbeddingUnion,
     ElementFractionTransformer,
     ElemNetRegressor,
     MagpieTransformer,
     RoostRegressor,
+    SeedEnsembleRegressor,
     StaticEmbeddingTransformer,
 )
 from skdynemb.featurizers import DynamicEmbeddingFeaturizer
@@ -57,12 +60,17 @@ def discover_estimators() -> set[type]:
 
 REGRESSORS = [
     RoostRegressor(max_epochs=3, batch_size=32, random_state=0),
+    # the estimator machinery at small widths (the paper-sized network is tested in tests/models/test_crabnet.py)
+    CrabNetRegressor(d_model=32, n_heads=2, dim_feedforward=64, out_hidden=(64, 32), lr=1e-3, max_epochs=10,
+                     batch_size=32, random_state=0),
     # The estimator machinery is what is checked here; a 3-layer stack with lr 1e-3 reaches
     # check_regressors_train's R² > 0.5 in seconds, where ElemNet's 17 layers at lr 1e-4 need
     # minutes (the full architecture is tested in tests/models/test_elemnet.py).
     ElemNetRegressor(blocks=((64, 2, 0.2), (32, 1, 0.1)), lr=1e-3, max_epochs=40, random_state=0),
     # a search ended by max_iter, not by the clock, is reproducible (check_regressor_data_not_an_array)
     AutoMLRegressor(time_budget=-1, max_iter=4, random_state=0),
+    # the meta-estimator's machinery (seeded clones, mean, tags, n_features_in_) around a fast Roost
+    SeedEnsembleRegressor(RoostRegressor(max_epochs=3, batch_size=32, random_state=0), n_seeds=2),
 ]
 
 #: discovered estimators that only get the data-independent API checks, and why
@@ -87,8 +95,10 @@ NOT_CHECKED = {
 # check name -> why it cannot pass (kept empty unless a model genuinely cannot)
 EXPECTED_FAILED = {
     "RoostRegressor": {},
+    "CrabNetRegressor": {},
     "ElemNetRegressor": {},
     "AutoMLRegressor": {},
+    "SeedEnsembleRegressor": {},
 }
 
 
@@ -117,6 +127,11 @@ STRUCTURE_TRANSFORMERS = [
     StaticEmbeddingTransformer(pooling="element"),
     ElementFractionTransformer(),
     MagpieTransformer(),
+    # rows of two sources joined per element: the fast shipped backbone + a static table
+    ElementEmbeddingUnion([("cgcnn", DynamicEmbeddingTransformer("cgcnn-mp-eform", progress=False, device="cpu")),
+                           ("megnet", StaticEmbeddingTransformer("megnet16"))]),
+    ElementEmbeddingUnion([("cgcnn", DynamicEmbeddingTransformer("cgcnn-mp-eform", progress=False, device="cpu")),
+                           ("megnet", StaticEmbeddingTransformer("megnet16"))], pooling="mean"),
 ]
 
 

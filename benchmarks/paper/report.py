@@ -184,8 +184,30 @@ def plot_learning_curves(df: pd.DataFrame, path: Path, caption: str) -> None:
         ax.set(xscale="log", yscale="log", xlabel="training-set size", title=prop,
                ylabel=f"test MAE ({part['unit'].iloc[0]})")
         sizes = sorted(set(part["train size"]))
-        ax.set_xticks(sizes, [str(n) for n in sizes], minor=False)
+        ax.set_xticks(sizes, size_labels(sizes), minor=False, fontsize=8)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        plain = plt.FuncFormatter(lambda v, _: f"{v:g}")  # 0.6, not 6 x 10^-1
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="both", labelsize=8)
         ax.legend(fontsize=6)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     savefig(fig, path, caption)
+
+
+def size_labels(sizes, min_decades: float = 0.2) -> list[str]:
+    """Tick labels for sorted training-set sizes on a log axis (``1,000`` style). A size closer than
+    ``min_decades`` (in log10) to the one before it is written one line lower, so that neighbours
+    such as 3,000 and 4,000 do not print over each other."""
+    labels, lowered = [], False
+    for i, n in enumerate(sizes):
+        lowered = i > 0 and not lowered and np.log10(n) - np.log10(sizes[i - 1]) < min_decades
+        labels.append(("\n" if lowered else "") + f"{n:,}")
+    return labels
+
+
+def backbones_caption(settings: str, backbones) -> str:
+    """``settings`` (whose tail names one backbone) with the backbones a figure actually shows."""
+    head = settings.rsplit("; backbone ", 1)[0] if "; backbone " in settings else settings
+    names = list(dict.fromkeys(backbones))
+    return f"{head}; backbone{'s' if len(names) > 1 else ''} {', '.join(names)}"

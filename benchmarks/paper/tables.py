@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
-from .report import MIN_PCT, pick_on_validation, plot_layers, plot_pct_change, rounded, seed_stats, verdict, \
-    write_table
+from .report import MIN_PCT, backbones_caption, pick_on_validation, plot_layers, plot_pct_change, rounded, \
+    seed_stats, verdict, write_table
 
 #: Matbench v0.1 dielectric leaderboard, mean MAE over the 5 folds
 MATBENCH_LEADERBOARD = {"MODNet": 0.2711, "coGN": 0.3088, "ALIGNN": 0.3449}
@@ -138,7 +138,7 @@ def table1(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
     write_table(rounded(df), "table1_layers", header, out, [*args["notes"], "stage 'all' = every stage concatenated "
                                                             "per element row"])
     plot_layers(df, out / "table1_layers.png", f"Roost on {args['property']}: one backbone stage at a time",
-                args["unit"], header["settings"])
+                args["unit"], backbones_caption(header["settings"], df["backbone"]))  # every panel's backbone
 
 
 # ----------------------------------------------------------------------------- Table 3

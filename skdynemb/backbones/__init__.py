@@ -17,6 +17,15 @@ from skdynemb.backbones.base import Backbone, StageOutput
 _REGISTRY: dict[str, tuple[str, str | None]] = {
     "cgcnn-mp-eform": ("skdynemb.backbones.cgcnn", None),
     "chgnet": ("skdynemb.backbones.chgnet", None),
+    # CHGNet's versions shipped in the chgnet 0.4.2 wheel, by CHGNet's own model names ("chgnet" = 0.3.0)
+    "chgnet-0.3.0": ("skdynemb.backbones.chgnet", "0.3.0"),
+    "chgnet-0.2.0": ("skdynemb.backbones.chgnet", "0.2.0"),
+    "chgnet-r2scan": ("skdynemb.backbones.chgnet", "r2scan"),
+    # SevenNet checkpoints shipped in the sevenn 0.13 wheel (sha256-pinned; the sevenn extra)
+    "sevenn-0": ("skdynemb.backbones.sevenn", "sevenn-0"),
+    "sevenn-0-22may2024": ("skdynemb.backbones.sevenn", "sevenn-0-22may2024"),
+    "sevenn-l3i5": ("skdynemb.backbones.sevenn", "sevenn-l3i5"),
+    "sevenn-mf-0": ("skdynemb.backbones.sevenn", "sevenn-mf-0"),  # PBE fidelity
     "alignn": ("skdynemb.backbones.alignn", None),
     # our CPU-sized ALIGNN trained on MP formation energy (see skdynemb/data/alignn-mp-eform/MODEL_CARD.md)
     "alignn-mp-eform": ("skdynemb.backbones.alignn", str(Path(__file__).resolve().parents[1] / "data" / "alignn-mp-eform")),

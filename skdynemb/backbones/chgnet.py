@@ -2,8 +2,17 @@
 
 The default weights are CHGNet 0.3.0 (pretrained on MPtrj energies, forces, stresses and
 magmoms). They ship inside the ``chgnet`` 0.4.2 wheel: the ``chgnet`` 0.3.0 wheel on PyPI was
-yanked because it lacked its weight files. Graphs come from CHGNet's own
-``CrystalGraphConverter`` (atom graph 6 Å, bond graph 3 Å), built one structure at a time.
+yanked because it lacked its weight files. The wheel's three versions are registered by name:
+
+- ``"chgnet"`` = ``"chgnet-0.3.0"``: CHGNet 0.3.0 (MPtrj, the default);
+- ``"chgnet-0.2.0"``: the first public CHGNet (MPtrj; output MLPs with biases);
+- ``"chgnet-r2scan"``: CHGNet 0.3.0 fine-tuned on MP r2SCAN energies (transfer learning).
+
+All three have the same stage layout (embedding + 4 atom convolutions of 64) and are read
+with ``weights_only=True`` after their file's SHA-256 is checked against :data:`SHA256`.
+
+Graphs come from CHGNet's own ``CrystalGraphConverter`` (atom graph 6 Å, bond graph 3 Å), built
+one structure at a time.
 
 Stages are read with forward hooks on CHGNet's own modules during its own forward pass:
 
@@ -23,6 +32,7 @@ float32 bits between runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import warnings
 from collections.abc import Sequence
@@ -44,6 +54,12 @@ BUNDLED = {
     "0.3.0": _PRETRAINED / "0.3.0" / "chgnet_0.3.0_e29f68s314m37.pth.tar",
     "0.2.0": _PRETRAINED / "0.2.0" / "chgnet_0.2.0_e30f77s348m32.pth.tar",
     "r2scan": _PRETRAINED / "r2scan" / "chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar",
+}
+#: SHA-256 of each bundled checkpoint file (chgnet 0.4.2 wheel), checked before it is read.
+SHA256 = {
+    "0.3.0": "d14ab7c0f093efe64b60a7bcd540bca10e74fb7f46c86108a079af60524659d1",
+    "0.2.0": "ef624f78b6db9d315b4ef256f1bb3207449924191b91720dc17d3f60c5df980e",
+    "r2scan": "8eba3db0f35a2788bb3ae22885ad340591e27996f213c6643af522a633b50dad",
 }
 MAX_Z = 94  # CHGNet embeds H..Pu
 
@@ -126,11 +142,18 @@ class ChgnetBackbone(Backbone):
 def load(weights: str | Path | None = None) -> ChgnetBackbone:
     """Load CHGNet weights (default: the bundled 0.3.0) as a :class:`ChgnetBackbone` on CPU.
 
-    ``weights`` is one of CHGNet's bundled model names (``"0.3.0"``, ``"0.2.0"``, ``"r2scan"``)
-    or the path of a CHGNet checkpoint (``{"model": {"state_dict", "model_args"}}``).
+    ``weights`` is one of CHGNet's bundled model names (``"0.3.0"``, ``"0.2.0"``, ``"r2scan"``;
+    their files must match :data:`SHA256`) or the path of a CHGNet checkpoint
+    (``{"model": {"state_dict", "model_args"}}``). The backbone is named ``"chgnet"`` for
+    0.3.0, ``"chgnet-0.2.0"`` / ``"chgnet-r2scan"`` for the other bundled versions (the registry
+    names) and ``"chgnet:<file name>"`` for a file.
     """
     key = "0.3.0" if weights is None else str(weights)
     path = BUNDLED.get(key, Path(key))
+    if key in BUNDLED:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != SHA256[key]:
+            raise ValueError(f"{path}: SHA-256 {digest} differs from the pinned {SHA256[key]} of CHGNet {key}")
     # CHGNet.load / CHGNet.from_file unpickle with weights_only=False and may pick a GPU; read
     # the same checkpoint with weights_only=True and build the model from its own from_dict.
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -154,7 +177,7 @@ def load(weights: str | Path | None = None) -> ChgnetBackbone:
     angle_dim = model.angle_embedding.out_features
     n_conv = model.n_conv
     return ChgnetBackbone(
-        name="chgnet" if key == "0.3.0" else f"chgnet:{key if key in BUNDLED else path.name}",
+        name="chgnet" if key == "0.3.0" else (f"chgnet-{key}" if key in BUNDLED else f"chgnet:{path.name}"),
         module=model,
         stage_names=["embedding", *(f"conv{k}" for k in range(1, n_conv + 1))],
         stage_dims=[atom_dim] * (n_conv + 1),

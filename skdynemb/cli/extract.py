@@ -103,7 +103,7 @@ def run_extract(args) -> int:
 
     from skdynemb._optional import needs_extra
     from skdynemb.errors import BackboneBatchError, InvalidStructureError
-    from skdynemb.streaming import extract_to_file, parts_dir  # without pyarrow: names the parquet extra
+    from skdynemb.streaming import OutputBusyError, extract_to_file, parts_dir  # without pyarrow: names the parquet extra
     from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
     n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1
@@ -130,6 +130,10 @@ def run_extract(args) -> int:
             raise
         return report_error("extract", f"{exc}\n(--skip-invalid leaves such structures out and lists them in a CSV; "
                       "re-running resumes after the finished chunks)")
+    except OutputBusyError as exc:  # another `skdynemb extract` writes the same OUTPUT
+        if args.traceback:
+            raise
+        return report_error("extract", exc)
     except BackboneBatchError as exc:  # not one structure's fault: --skip-invalid cannot help
         if args.traceback:
             raise

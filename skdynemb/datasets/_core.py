@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +28,21 @@ class DatasetUnavailableError(OSError):
 
 
 def read_json(path) -> object:
-    """Read ``.json``, ``.json.gz`` or a single-member ``.json.zip`` file."""
+    """Read ``.json``, ``.json.gz`` or a single-member ``.json.zip`` file.
+
+    A file that cannot be read to its end (a compressed file cut short or corrupt, invalid JSON,
+    not UTF-8) raises a ValueError naming it; a missing file a FileNotFoundError naming it.
+    """
     path = Path(path)
+    try:
+        return _read_json(path)
+    except (EOFError, UnicodeDecodeError, json.JSONDecodeError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+        raise ValueError(
+            f"{path}: cannot be read as JSON (cut short, corrupt or not this format: {type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read_json(path: Path) -> object:
     if path.suffix == ".gz":
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             return json.load(fh)

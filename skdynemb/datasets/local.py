@@ -7,12 +7,13 @@ entries. Structures are parsed lazily, on first access.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .._paths import shared_data
+from .._paths import DATA_ENV, shared_data, where_data_is_looked_for
 from ._core import (
     Dataset,
     DatasetUnavailableError,
@@ -40,7 +41,8 @@ MP_ELASTICITY_TARGETS = {"K_VRH": "K_VRH", "G_VRH": "G_VRH", "poisson": "poisson
 
 
 def locate(path, parts: tuple[str, ...], online_hint: str) -> Path:
-    """``path`` if given, else ``shared/data/<parts>``; a clear error when neither exists."""
+    """``path`` if given, else ``<data folder>/<parts>`` (``$SKDYNEMB_DATA``, or ``shared/data``); a clear
+    error when neither exists."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -49,9 +51,31 @@ def locate(path, parts: tuple[str, ...], online_hint: str) -> Path:
     found = shared_data(*parts)
     if found is None:
         raise DatasetUnavailableError(
-            f"{'/'.join(parts)} not found: put it under $SKDYNEMB_SHARED/data/{parts[0]}/ (or "
-            f"../shared/data/{parts[0]}/ beside the repository), pass path=..., or, with internet, "
+            f"{'/'.join(parts)} not found in the data folder ({where_data_is_looked_for()}): set "
+            f"$SKDYNEMB_DATA to a folder holding {parts[0]}/{parts[-1]}, pass path=..., or, with internet, "
             f"use {online_hint}"
+        )
+    return found
+
+
+def data_file(parts: tuple[str, ...], data_dir=None) -> Path | None:
+    """The local copy of one data file, or None when no data folder is configured.
+
+    ``parts`` is the file's place in the data folder, e.g. :data:`JARVIS_LEADERBOARD_FILE`. The
+    folder is ``data_dir`` if given, else ``$SKDYNEMB_DATA``, else ``../shared/data`` beside a
+    clone of the repository. A folder that was named (``data_dir`` or ``$SKDYNEMB_DATA``) must hold
+    the file (:class:`DatasetUnavailableError` otherwise); without one, None says "use an online
+    loader".
+    """
+    if data_dir is not None:
+        path = Path(data_dir).expanduser().joinpath(*parts)
+        if not path.is_file():
+            raise DatasetUnavailableError(f"no {'/'.join(parts)} in the data folder {data_dir}")
+        return path
+    found = shared_data(*parts)
+    if found is None and os.environ.get(DATA_ENV):
+        raise DatasetUnavailableError(
+            f"{'/'.join(parts)} not found in the data folder ({where_data_is_looked_for()})"
         )
     return found
 

@@ -102,7 +102,7 @@ def _validation_file(path) -> Path:
         if candidate.is_file():
             return candidate
     raise DatasetUnavailableError(
-        "matbench_v0.1_validation.json(.gz) not found: put it under $SKDYNEMB_SHARED/data/matbench/, "
+        "matbench_v0.1_validation.json(.gz) not found: put it under $SKDYNEMB_DATA/matbench/, "
         "pass path=..., or `pip install matbench==0.6` (it ships the file)"
     )
 

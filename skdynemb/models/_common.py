@@ -22,6 +22,8 @@ from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
 
 #: largest accepted |sum(fractions) - 1| of a compound
 FRACTION_TOL = 1e-4
+#: largest accepted |target| (the float32 range: models cast targets to float32)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_compound_input(X) -> bool:
@@ -87,15 +89,49 @@ def check_numeric_target(y, name: str) -> None:
             raise ValueError(f"sample {i}: target {v!r} is not a number; {name} is a regressor and needs numeric targets")
 
 
-def check_target(y, n_samples: int, name: str) -> np.ndarray:
-    """1-D finite float64 target of length ``n_samples``."""
+def check_target(y, n_samples: int | None, name: str) -> np.ndarray:
+    """The one target check of every regressor: 1-D finite float64 targets, bad ones named by index.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, 1)
+        Targets, in any unit.
+    n_samples : int or None
+        Number of samples of X (None: not checked here).
+    name : str
+        The estimator's name, for messages.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,), float64
+        Every value finite and within the float32 range (the networks train in float32).
+
+    Raises
+    ------
+    ValueError
+        ``y`` is None, or naming the first sample (``"sample i: ..."``) whose target is not a
+        number (None, a string such as ``"1"``, a bool), NaN, infinite, or beyond the float32
+        range (e.g. 1.7e308, which the float32 cast would turn into inf).
+    """
     if y is None:
         raise ValueError(f"{name} requires y to be passed, but the target y is None")
     check_numeric_target(y, name)
-    y = column_or_1d(check_array(y, ensure_2d=False, dtype="numeric", input_name="y"), warn=True)
-    if len(y) != n_samples:
+    y = column_or_1d(
+        check_array(y, ensure_2d=False, dtype="numeric", ensure_all_finite=False, input_name="y"), warn=True
+    )
+    if n_samples is not None and len(y) != n_samples:
         raise ValueError(f"X has {n_samples} samples but y has {len(y)}")
-    return y.astype(np.float64)
+    y64 = y.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(y64))
+    if bad.size:
+        raise ValueError(f"sample {bad[0]}: target is {y64[bad[0]]} (NaN or infinity); {name} needs finite targets")
+    big = np.flatnonzero(np.abs(y64) > FLOAT32_MAX)
+    if big.size:
+        raise ValueError(
+            f"sample {big[0]}: target {y64[big[0]]:.6g} is beyond the float32 range (|y| <= {FLOAT32_MAX:.4g}), "
+            f"where {name} would see infinity"
+        )
+    return y64
 
 
 def validate_array(estimator, X, y=None, reset: bool = True):
@@ -107,6 +143,7 @@ def validate_array(estimator, X, y=None, reset: bool = True):
         )
     kw = dict(reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False)
     if reset:
+        y = check_target(y, None, type(estimator).__name__)
         X, y = validate_data(estimator, X, y, y_numeric=True, **kw)
         y = np.asarray(y, dtype=np.float64)
     else:

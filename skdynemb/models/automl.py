@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skdynemb._optional import needs_extra
-from skdynemb.models._common import check_numeric_target, is_compound_input
+from skdynemb.models._common import check_target, is_compound_input
 from skdynemb.models.autosklearn import AutoSklearnRegressor
 
 
@@ -90,7 +90,7 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         if self.backend not in ("flaml", "autosklearn", "auto-sklearn"):
             raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
         self._check_X(X)
-        check_numeric_target(y, type(self).__name__)
+        y = check_target(y, None, type(self).__name__)  # the one target check: named, finite, float32 range
         if self.backend != "flaml":
             self._fit_autosklearn(X, y)
             return self

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skdynemb._side_env import SideEnv
-from skdynemb.models._common import check_numeric_target, is_compound_input
+from skdynemb.models._common import check_target, is_compound_input
 
 #: environment variable naming the side interpreter (when the ``python`` parameter is None)
 PYTHON_ENV_VAR = "SKDYNEMB_AUTOSKLEARN_PYTHON"
@@ -88,22 +88,8 @@ def _check_finite(X: np.ndarray) -> None:
 
 
 def _numeric_target(y, n_samples: int) -> np.ndarray:
-    """1-D finite float64 y; a non-numeric entry (a class label, a string) is named and rejected."""
-    if y is None:
-        raise ValueError("AutoSklearnRegressor requires y to be passed, but the target y is None")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (one target), got shape {y.shape}")
-    if len(y) != n_samples:
-        raise ValueError(f"X has {n_samples} samples but y has {len(y)}")
-    check_numeric_target(y, "AutoSklearnRegressor")
-    y = y.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise ValueError(f"sample {bad[0]}: target is {y[bad[0]]} (NaN or inf)")
-    return y
+    """1-D finite float64 y (:func:`skdynemb.models._common.check_target`, the one target check)."""
+    return check_target(y, n_samples, "AutoSklearnRegressor")
 
 
 class AutoSklearnRegressor(RegressorMixin, BaseEstimator):

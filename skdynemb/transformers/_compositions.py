@@ -22,6 +22,8 @@ from skdynemb.transformers._base import as_samples
 
 #: An element (or bracketed group) followed by an explicit amount of zero, as in "NaCl0".
 _ZERO_AMOUNT = re.compile(r"([A-Z][a-z]*|\))\s*0+(?:\.0*)?(?![\d.])")
+#: a candidate element symbol in a formula
+_SYMBOL = re.compile(r"[A-Z][a-z]?")
 
 
 def _from_composition(comp: Composition, index, sample_id) -> dict[Element, float]:
@@ -59,6 +61,14 @@ def _amounts(obj, index: int, sample_id) -> dict[Element, float]:
             comp = Composition(obj)
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidCompositionError(index, sample_id, f"could not parse formula {obj!r}: {exc}") from exc
+        kept = {el.symbol for el in comp.element_composition}
+        dropped = [sym for sym in dict.fromkeys(_SYMBOL.findall(obj)) if Element.is_valid_symbol(sym) and sym not in kept]
+        if dropped:  # pymatgen drops amounts below its tolerance: "Na1e-9Cl" would become pure Cl
+            raise InvalidCompositionError(
+                index, sample_id,
+                f"formula {obj!r} names {dropped} but gives them no amount that counts (below "
+                f"{Composition.amount_tolerance:g}); leave them out or give a real amount",
+            )
         return _from_composition(comp, index, sample_id)
     if isinstance(obj, Mapping) and not ({"@class", "sites", "lattice"} & set(obj)):
         return _from_composition(_from_mapping(obj, index, sample_id), index, sample_id)

@@ -89,6 +89,8 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         Cache folder for per-structure results, keyed on the structure and everything that
         changes its rows (weights, graph settings, stage layout, code versions); entries are
         checked when read. See :mod:`skdynemb.cache`; clear it with :func:`skdynemb.cache.clear_cache`.
+        An empty path (``""``) is rejected; a cache folder that cannot be written (read-only,
+        disk full) gives one warning and the transform goes on uncached.
     progress : bool, default=True
         tqdm progress bar while extracting.
 
@@ -151,6 +153,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
             raise ValueError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, Integral) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        cache_location(self.memory)  # memory="" or of a wrong type: an error now, before the backbone loads
         self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
         self.batch_size_ = self.backbone_.default_batch_size if self.batch_size is None else int(self.batch_size)
         self.fingerprint_ = self.backbone_.fingerprint()
@@ -212,7 +215,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         """Embeddings of structures X (any input :func:`skdynemb.structures.to_crystals` accepts).
 
         Returns :class:`ElementEmbeddings` (``pooling="element"``) or an (n_samples, d) float32
-        array / DataFrame (``pooling="mean"``).
+        array / DataFrame (``pooling="mean"``); empty input gives an empty result (0 samples).
         """
         check_is_fitted(self, "backbone_")
         items, ids = as_samples(X)
@@ -222,7 +225,9 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         if errors:
             raise InvalidStructureError(*errors[0])
         out = ElementEmbeddings(compounds, self.feature_names_)
-        return self._wrap_output(out if self.pooling == "element" else out.mean(), X)
+        if self.pooling == "mean":  # no structures in, no rows out: an empty (0, d) array
+            out = out.mean() if len(out) else np.empty((0, len(self.feature_names_)), dtype=np.float32)
+        return self._wrap_output(out, X)
 
     def _compounds(
         self, crystals: list[Crystal], indices, stop_on_error: bool = False

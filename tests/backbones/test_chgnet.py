@@ -39,6 +39,30 @@ def test_weights_equal_chgnet_own_loader(backbone):
     assert backbone.bond_dims == backbone.angle_dims == [64] * 4
 
 
+@pytest.mark.parametrize(
+    ("name", "version"), [("chgnet-0.3.0", "0.3.0"), ("chgnet-0.2.0", "0.2.0"), ("chgnet-r2scan", "r2scan")]
+)
+def test_versions_by_name_equal_chgnet_own_loader(name, version, licoo2):
+    """Each registered version holds the weights CHGNet's own loader gives for its model name,
+    and predicts CHGNet's own energy."""
+    from skdynemb.backbones import load_backbone
+
+    ours = load_backbone(name)
+    upstream = CHGNet.load(model_name=version, use_device="cpu", verbose=False)
+    mine, theirs = ours.module.state_dict(), upstream.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert ours.name == ("chgnet" if version == "0.3.0" else name)
+    expected = upstream.predict_structure(licoo2.to_pymatgen(), task="e", return_atom_feas=True)
+    np.testing.assert_allclose(ours.forward_stages([licoo2])[0].atom[3], expected["atom_fea"], atol=1e-5)
+
+
+def test_bundled_checkpoints_are_pinned(monkeypatch):
+    assert set(chgnet.SHA256) == set(chgnet.BUNDLED)
+    monkeypatch.setitem(chgnet.SHA256, "r2scan", "0" * 64)
+    with pytest.raises(ValueError, match="SHA-256 .* differs from the pinned"):
+        chgnet.load("r2scan")
+
+
 def test_load_rejects_bad_checkpoints(tmp_path):
     checkpoint = torch.load(chgnet.BUNDLED["0.3.0"], map_location="cpu", weights_only=True)
     checkpoint["model"]["state_dict"]["bond_embedding.weight"][0, 0] = float("inf")
@@ -49,7 +73,7 @@ def test_load_rejects_bad_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="not a CHGNet checkpoint"):
         chgnet.load(tmp_path / "other.pth.tar")
     old = chgnet.load("0.2.0")  # output-MLP biases detected from the weights
-    assert old.name == "chgnet:0.2.0" and old.fingerprint() != chgnet.load().fingerprint()
+    assert old.name == "chgnet-0.2.0" and old.fingerprint() != chgnet.load().fingerprint()
 
 
 def test_stages_reproduce_chgnet_predictions(backbone, mp_crystals, licoo2):

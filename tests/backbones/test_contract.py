@@ -7,8 +7,12 @@ import pytest
 from skdynemb.backbones import load_backbone
 from skdynemb.structures import Crystal, to_crystals
 
-SHIPPED = ["cgcnn-mp-eform", "alignn-mp-eform", "chgnet", "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10"]
-ALIASES = {"alignn-ff": "alignn-ff-wt10"}
+SHIPPED = [
+    "cgcnn-mp-eform", "alignn-mp-eform", "chgnet", "chgnet-0.2.0", "chgnet-r2scan",
+    "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10",
+    "sevenn-0", "sevenn-0-22may2024", "sevenn-l3i5", "sevenn-mf-0",
+]
+ALIASES = {"alignn-ff": "alignn-ff-wt10", "chgnet-0.3.0": "chgnet"}
 
 
 @pytest.fixture(scope="module", params=SHIPPED)

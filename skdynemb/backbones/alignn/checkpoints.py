@@ -13,6 +13,7 @@ import io
 import json
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,9 +47,25 @@ def _pinned(data: bytes, name: str, pins: dict[str, str] | None, source) -> byte
 def _json(data: bytes, source) -> dict:
     """A training config parsed from ``data``; a ValueError naming ``source`` if it is not valid JSON."""
     try:
-        return json.loads(data)
+        config = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{source}: not a valid JSON training config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{source}: not a training config: a JSON {type(config).__name__}, expected an object "
+            '(official layout: {"model": {...}, "cutoff": ..., "max_neighbors": ...})'
+        )
+    if "model" in config and not isinstance(config["model"], dict):
+        raise ValueError(f"{source}: its \"model\" entry is a JSON {type(config['model']).__name__}, expected an object")
+    return config
+
+
+class GraphRuleWarning(UserWarning):
+    """A checkpoint does not say (all of) its graph rule: alignn's defaults are taken, and named."""
+
+
+#: the graph settings of a training config that decide the rule (absent ones take alignn's defaults)
+GRAPH_KEYS = ("cutoff", "max_neighbors", "use_canonize")
 
 
 class _Inert:
@@ -192,7 +209,10 @@ def load_checkpoint(path: str | Path, pins: dict[str, str] | None = None) -> tup
     eval-mode :class:`ALIGNN`.
 
     Returns the model and the graph rule its training config names
-    (:meth:`~skdynemb.graphs.KNearestGraph.from_config`). ``pins`` (file name -> sha256) are
+    (:meth:`~skdynemb.graphs.KNearestGraph.from_config`); when the checkpoint has no
+    ``config.json``, or one without some of :data:`GRAPH_KEYS`, alignn's defaults are taken and a
+    :class:`GraphRuleWarning` names them. A ``config.json`` that is not a JSON object is a
+    ValueError naming the file. ``pins`` (file name -> sha256) are
     checked on the bytes read, before anything is unpickled.
     """
     path = Path(path)
@@ -202,7 +222,18 @@ def load_checkpoint(path: str | Path, pins: dict[str, str] | None = None) -> tup
     model = ALIGNN(model_config)
     verify_state_dict(model, state_dict, source)
     model.load_state_dict(state_dict, strict=True)
-    return model.eval(), KNearestGraph.from_config(config, source)
+    rule = KNearestGraph.from_config(config, source)
+    missing = [key for key in GRAPH_KEYS if key not in config]
+    if missing:
+        where = f"no {CONFIG_FILE} was found with it" if not config else f"its {CONFIG_FILE} lacks {missing}"
+        warnings.warn(
+            f"{source}: {where}, so the graph rule takes alignn's defaults: cutoff={rule.cutoff} Å, "
+            f"max_neighbors={rule.max_neighbors}, use_canonize={rule.canonize}. A network trained with "
+            f"another rule gives other rows (e.g. ALIGNN-FF uses use_canonize=False): put its training "
+            f"{CONFIG_FILE} beside the weights",
+            GraphRuleWarning, stacklevel=2,
+        )
+    return model.eval(), rule
 
 
 def save_checkpoint(model: ALIGNN, config: ALIGNNConfig | dict, folder: str | Path,
