@@ -1,21 +1,32 @@
-"""Extraction outputs are bit for bit those of the code before the issue-16 refactors.
+"""Extraction outputs are those of the code before the issue-16 refactors and the issue-30 speed-ups.
 
 The rows of the first 8 shared Materials Project structures (every stage, ``pooling="element"``
-and ``"mean"``, batch sizes 3 and 8) computed by this tree are compared, by SHA-256 digest, with
-those computed on the same machine, in a subprocess, by the revision named for each backbone,
-taken from this repository's git history (``git archive``). The comparison runs on the machine at
-hand because float32 rows differ in the last bits between CPUs (AVX-512 and AVX2 kernels sum in
-another order): digests pinned on one machine failed on another with the same code.
-float32 rows may also depend on the forward batch in the last bits, so each batch size is compared
-on its own.
+and ``"mean"``, batch sizes 3 and 8) computed by this tree are compared with those computed on the
+same machine, in a subprocess, by the revision named for each backbone, taken from this
+repository's git history (``git archive``): bit for bit (SHA-256 digests) where nothing was meant
+to change them, within a stated tolerance where a deliberate change moved float32 last bits. The
+comparison runs on the machine at hand because float32 rows differ in the last bits between CPUs
+(AVX-512 and AVX2 kernels sum in another order): digests pinned on one machine failed on another
+with the same code. float32 rows may also depend on the forward batch in the last bits, so each
+batch size is compared on its own.
 
-- CGCNN (``cgcnn-mp-eform``): against commit cba3745, before the refactors.
+- CGCNN (``cgcnn-mp-eform``): against commit cba3745, before the refactors, bit for bit.
 - ALIGNN (``alignn-mp-eform``, shipped in ``skdynemb/data``; ``alignn-ff-wt10``, from the skdynemb
   cache that ``scripts/setup.sh`` fills), with the mean bond and angle features appended
-  (``compound_features="bond+angle"``): against commit 3b965ac. Not against cba3745: two
-  deliberate changes after it moved ALIGNN's float32 rows in the last bits, fd19873 (distinct
-  edges with multiplicities: messages summed in another order) and 2502b5d (mean bond and angle
-  features accumulated in float64). On the 200 structures of ``benchmarks/check_bitwise.py``
+  (``compound_features="bond+angle"``): against commit 3b965ac, elements, fractions and shapes
+  identical and every row value within ``TOLERANCE`` = 1e-5 (largest absolute difference). Not
+  bit for bit since issue 30: the first ALIGNN layer computes its edge gate ``W_e y`` once per
+  distinct bond length and angle cosine of the embedding stage and adds it to the node gates
+  instead of inside the matrix product (``addmm``), which rounds differently. Measured on these 8
+  structures (AMD EPYC, 1 thread, every configuration): alignn-mp-eform still bit for bit,
+  alignn-ff-wt10 at most 3.8e-6; on the 200 MP structures of ``benchmarks/bench_alignn_ff.py
+  --sections side-by-side`` (alignn-ff-wt10) at most 7.6e-6, in mean bond features whose values
+  reach ~70, where one float32 step is 7.6e-6 (``benchmarks/results/alignn_ff_speed.md``).
+  Everything else of issue 30 (blocks, fused gathers,
+  distinct embeddings, pooling sums) is bit for bit. Not against cba3745: two deliberate changes
+  after it moved ALIGNN's float32 rows in the last bits, fd19873 (distinct edges with
+  multiplicities: messages summed in another order) and 2502b5d (mean bond and angle features
+  accumulated in float64). On the 200 structures of ``benchmarks/check_bitwise.py``
   (alignn-mp-eform, mean pooling) the atom-stage rows moved by at most 7.2e-7 and the bond/angle
   features by at most 2.0e-5 (about 1e-4 relative) from those of cba3745.
 
@@ -30,10 +41,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from _bitwise_rows import digest, rows
+from _bitwise_rows import digest, layout_digest, matrix, rows
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("_bitwise_rows.py")
@@ -48,6 +60,8 @@ REFERENCES = {
     ],
 }
 CONFIGS = [(rev, config) for rev, configs in REFERENCES.items() for config in configs]
+#: revisions whose rows are compared within a tolerance (largest absolute difference) instead of bit for bit
+TOLERANCE = {"3b965ac": 1e-5}
 
 
 def _source_tree(rev: str, into: Path) -> Path:
@@ -73,7 +87,8 @@ def structures(mp_records):
 
 @pytest.fixture(scope="module")
 def reference_digests(request, mp_records, tmp_path_factory):
-    """(revision, configuration) -> digest of the rows computed by that revision's code, here."""
+    """(revision, configuration) -> digest of the rows computed by that revision's code, here; for
+    the revisions of ``TOLERANCE``, (layout digest, rows) instead."""
     folder = tmp_path_factory.mktemp("bitwise")
     cifs = folder / "cifs.json"
     cifs.write_text(json.dumps([r["cif"] for r in mp_records[:8]]))
@@ -84,8 +99,9 @@ def reference_digests(request, mp_records, tmp_path_factory):
         config_file = folder / f"{rev}.json"
         config_file.write_text(json.dumps(wanted))
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        rows_file = folder / f"{rev}.npz"
         done = subprocess.run(
-            [sys.executable, str(WORKER), str(cifs), str(config_file)],
+            [sys.executable, str(WORKER), str(cifs), str(config_file)] + ([str(rows_file)] if rev in TOLERANCE else []),
             env=env, cwd=folder, capture_output=True, text=True,
         )
         assert done.returncode == 0, f"revision {rev} failed to extract:\n{done.stderr[-3000:]}"
@@ -93,7 +109,12 @@ def reference_digests(request, mp_records, tmp_path_factory):
         assert Path(answer["skdynemb"]).resolve().is_relative_to(tree.resolve()), (
             f"the subprocess for {rev} imported skdynemb from {answer['skdynemb']}, not from {tree}"
         )
-        digests.update({(rev, tuple(c)): d for c, d in zip(wanted, answer["digests"])})
+        if rev in TOLERANCE:
+            with np.load(rows_file) as saved:
+                digests.update({(rev, tuple(c)): (layout, saved[f"rows{k}"])
+                                for k, (c, layout) in enumerate(zip(wanted, answer["layouts"]))})
+        else:
+            digests.update({(rev, tuple(c)): d for c, d in zip(wanted, answer["digests"])})
     return digests
 
 
@@ -106,8 +127,15 @@ def _has_ff_weights(request) -> bool:
 
 
 @pytest.mark.parametrize("rev,config", CONFIGS, ids=[f"{rev}-{'-'.join(map(str, c[:3]))}" for rev, c in CONFIGS])
-def test_rows_are_bitwise_those_of_the_reference_revision(request, structures, reference_digests, rev, config):
+def test_rows_are_those_of_the_reference_revision(request, structures, reference_digests, rev, config):
     if config[0] == "alignn-ff-wt10":
         request.getfixturevalue("alignn_ff_weights")  # skips when they are not in the cache
-    assert digest(rows(structures, *config)) == reference_digests[rev, config]
+    out = rows(structures, *config)
+    if rev not in TOLERANCE:
+        assert digest(out) == reference_digests[rev, config]
+        return
+    layout, reference = reference_digests[rev, config]
+    assert layout_digest(out) == layout  # elements, fractions, shapes: exactly
+    largest = float(np.abs(matrix(out).astype(np.float64) - reference).max())
+    assert largest <= TOLERANCE[rev], f"rows differ from {rev}'s by up to {largest:.2e}"
 

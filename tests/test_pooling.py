@@ -70,3 +70,20 @@ def test_compound_embedding_rejects_mismatched_shapes():
 
     with pytest.raises(ValueError, match="compound 'x'"):
         CompoundEmbedding(("Li", "O"), np.array([0.5, 0.5]), np.zeros((3, 2), np.float32), "x")
+
+
+def test_element_sums_are_float64_in_site_order():
+    """Each element row is its sites' float64 sum, added one site after the other in site order,
+    divided by the count, then rounded to float32 (checked bit for bit against that loop)."""
+    rng = np.random.default_rng(4)
+    numbers = np.array([8, 3, 8, 27, 3, 3, 8, 27, 3, 8, 8, 3] * 7)  # 84 sites, elements interleaved
+    atom = (rng.normal(size=(len(numbers), 16)) * 50).astype(np.float32)
+    pooled = pool_by_element(numbers, StageOutput(atom=[atom]))
+    for row, z in enumerate((3, 8, 27)):
+        total = np.zeros(16, dtype=np.float64)
+        for i in range(len(numbers)):
+            if numbers[i] == z:
+                total = total + atom[i].astype(np.float64)
+        expected = (total / np.count_nonzero(numbers == z)).astype(np.float32)
+        np.testing.assert_array_equal(pooled.stages[0][row], expected)
+    assert pooled.elements == ("Li", "O", "Co")

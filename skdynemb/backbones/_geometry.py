@@ -11,8 +11,8 @@ sites and of periodic images (no neighbour list is built when that estimate is a
 and only then counted exactly.
 
 The bound is data. A backbone declares it with a ``neighbour_bound`` attribute (a
-:class:`NeighbourBound`) or its cutoff with a ``neighbour_cutoff`` attribute (Å); otherwise the
-cutoff is read from the backbone's own objects (an ALIGNN graph rule's ``cutoff``, CHGNet's
+:class:`NeighbourBound`) or its cutoff with a ``neighbour_cutoff`` or numeric ``cutoff`` attribute
+(Å); otherwise the cutoff is read from the backbone's own objects (an ALIGNN graph rule's ``cutoff``, CHGNet's
 ``graph_converter.atom_graph_cutoff``), else :data:`DEFAULT_CUTOFF`. The number of neighbours
 allowed within a cutoff ``r`` is ``MAX_DENSITY * 4/3 pi r^3``: the count of a crystal
 :data:`MAX_DENSITY` sites per Å³ dense. The densest of 9,888 real crystals checked (JARVIS,
@@ -66,6 +66,8 @@ def bound_of(backbone) -> NeighbourBound:
     if isinstance(declared, NeighbourBound):
         return declared
     cutoff = getattr(backbone, "neighbour_cutoff", None)
+    if cutoff is None and isinstance(getattr(backbone, "cutoff", None), (int, float)):
+        cutoff = backbone.cutoff  # a backbone's public graph cutoff (e.g. SevenNet's 5 Å)
     if cutoff is None:
         cutoff = getattr(getattr(backbone, "rule", None), "cutoff", None)
     if cutoff is None:

@@ -403,3 +403,101 @@ def test_forward_stages_runs_the_batch_it_is_given(monkeypatch, tmp_path):
                         lambda batch, **kw: calls.append(batch.num_graphs) or real(batch, **kw))
     crystals = [nacl()] * 70
     assert len(backbone.forward_stages(crystals)) == 70 and calls == [70]  # one block-diagonal batch, no re-chunking
+
+
+# ----------------------------------------------------------------------------- inference path (issue 30)
+
+
+def test_one_block_per_batch_off_the_cpu_and_blocks_do_not_change_rows(reference_model, graphs, monkeypatch):
+    """On a GPU a batch's edges are one block; on the CPU blocks of EDGE_BLOCK. The blocking does not
+    change the rows (checked on the CPU by making one block hold every edge, as on a GPU)."""
+    from skdynemb.backbones.alignn import layers
+
+    assert layers.edge_block(torch.empty(0, device="meta"), 123_456) == 123_456
+    assert layers.edge_block(torch.empty(0), 123_456) == layers.EDGE_BLOCK
+    batch = batch_graphs([graphs[n][1] for n in ("JVASP-60702", "JVASP-1372", "JVASP-14441")])
+    assert len(batch.lg_src) > 3 * 256
+    results = []
+    for size in (256, 10**9):  # several blocks (the last one partial) / one block
+        monkeypatch.setattr(layers, "EDGE_BLOCK", size)
+        with torch.no_grad():
+            results.append(reference_model.stages(batch, pool_edges=True))
+    blocked, whole = results
+    for a, b in zip(blocked.x + blocked.y + blocked.z, whole.x + whole.y + whole.z):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_distinct_embeddings_equal_the_embedding_of_every_row(reference_model):
+    from skdynemb.backbones.alignn.layers import rowwise_distinct
+
+    cosines = torch.tensor([0.5, -0.25, 0.5, 1.0, -0.25, 0.5, 0.0])
+    with torch.no_grad():
+        rows, index = rowwise_distinct(reference_model.angle_embedding, cosines, 256)
+        every = reference_model.angle_embedding(cosines)
+    assert rows.shape == (4, 256)  # -0.25, 0, 0.5, 1
+    assert index.tolist() == [2, 0, 2, 3, 0, 2, 1]
+    torch.testing.assert_close(rows[index], every, rtol=0, atol=1e-6)
+    with pytest.raises(RuntimeError, match="inference"):
+        rowwise_distinct(reference_model.angle_embedding, cosines, 256)  # autograd on
+
+
+def test_weighted_segment_mean_by_hand():
+    from skdynemb.backbones.alignn.layers import weighted_segment_mean
+
+    values = torch.tensor([[1.0, 2.0], [3.0, -4.0], [10.0, 0.5], [7.0, 7.0]])
+    index = torch.tensor([0, 0, 2, 2])
+    weight = torch.tensor([1.0, 3.0, 2.0, 1.0])
+    mean = weighted_segment_mean(values, index, 3, weight)
+    expected = [[(1 + 9) / 4, (2 - 12) / 4], [0, 0], [(20 + 7) / 3, (1 + 7) / 3]]
+    np.testing.assert_allclose(mean.numpy(), expected, rtol=1e-7)
+
+
+def test_denormals_are_flushed_only_inside_the_forward(reference_model, graphs):
+    """The inference forward flushes float32 denormals (speed), restores the caller's mode after, and
+    its rows are the same bits as without flushing."""
+    from skdynemb.backbones.alignn.layers import _denormals_flushed
+
+    batch = batch_graphs([graphs[n][1] for n in ("JVASP-60702", "JVASP-1372")])
+    with torch.no_grad():
+        plain = reference_model._stages(batch, pool_edges=True)  # no flushing
+        assert not _denormals_flushed()
+        flushed = reference_model.stages(batch, pool_edges=True)
+        assert not _denormals_flushed()
+        try:
+            torch.set_flush_denormal(True)
+            reference_model.stages(batch, pool_edges=True)
+            assert _denormals_flushed()
+        finally:
+            torch.set_flush_denormal(False)
+    for a, b in zip(plain.x + plain.y + plain.z, flushed.x + flushed.y + flushed.z):
+        assert torch.equal(a, b)
+
+
+def test_precision_choices(graphs):
+    """fp32 is the default; tf32 is fp32 on a CPU; bf16 (autocast) runs on a CPU, gives float32 rows
+    close to fp32's but not equal; the choice is a dataclass field, so it keys the cache."""
+    from skdynemb.provenance import backbone_identity
+
+    backbone = alignn.load("random")
+    assert backbone.precision == "fp32"
+    crystals = [graphs[n][0] for n in ("JVASP-1372", "JVASP-60702")]
+    fp32 = backbone.forward_stages(crystals)
+    identities = {"fp32": backbone_identity(backbone)}
+    results = {}
+    for precision in ("tf32", "bf16"):
+        backbone.precision = precision
+        results[precision] = backbone.forward_stages(crystals)
+        identities[precision] = backbone_identity(backbone)
+    assert len({json.dumps(i, sort_keys=True, default=str) for i in identities.values()}) == 3
+    for a, t, b in zip(fp32, results["tf32"], results["bf16"]):
+        for k in range(9):
+            np.testing.assert_array_equal(t.atom[k], a.atom[k])
+            assert b.atom[k].dtype == np.float32 and np.isfinite(b.atom[k]).all()
+            scale = np.abs(a.atom[k]).max()
+            assert 0 < np.abs(b.atom[k] - a.atom[k]).max() < 0.05 * scale
+    assert backbone.predict(crystals).dtype == np.float32
+    with pytest.raises(ValueError, match="precision must be one of"):
+        alignn.load("random", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        alignn.AlignnBackbone(name="x", module=backbone.module, stage_names=["embedding"], stage_dims=[256],
+                              precision="half")

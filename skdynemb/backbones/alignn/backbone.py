@@ -4,11 +4,18 @@ Stages (all ``hidden_features`` = 256-d for the official models): ``"embedding"`
 ``"alignn1"``..``"alignn4"`` (atom + line graph updates), ``"gcn1"``..``"gcn4"`` (atom graph only).
 Bond features exist after the embedding and after every layer; angle features after the
 embedding and after each ALIGNN layer.
+
+Precision (:attr:`AlignnBackbone.precision`): ``"fp32"`` (the default: float32 throughout, TF32
+off on CUDA), ``"tf32"`` (CUDA matrix products in TensorFloat-32; the same as fp32 on a CPU,
+which has no TF32) or ``"bf16"`` (``torch.autocast`` to bfloat16: matrix products in bfloat16,
+sums, means and norms in float32; on a CPU too). The rows it gives are float32 in every case.
+``benchmarks/bench_gpu.py`` measures each choice's error per stage against fp32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +29,60 @@ from skdynemb.backbones.alignn.names import official_names, resolve
 from skdynemb.backbones.base import Backbone, StageOutput
 from skdynemb.graphs import AlignnBatch, KNearestGraph, batch_graphs
 
+#: The precision choices of :class:`AlignnBackbone` (see the module docstring).
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+@contextmanager
+def precision_context(precision: str, device: torch.device | str) -> Iterator[None]:
+    """Run the forward passes inside it at ``precision`` on ``device`` (then restore the settings).
+
+    ``"fp32"``: autocast off and, on CUDA, TF32 matrix products off; ``"tf32"``: TF32 matrix
+    products on CUDA (nothing changes on a CPU); ``"bf16"``: ``torch.autocast(device type,
+    torch.bfloat16)``.
+    """
+    check_precision(precision)
+    device_type = torch.device(device).type
+    if precision == "bf16":
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            yield
+        return
+    if device_type != "cuda":
+        with torch.autocast(device_type, enabled=False):
+            yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        with torch.autocast(device_type, enabled=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
 
 @dataclass
 class AlignnBackbone(Backbone):
     """An :class:`ALIGNN` exposed stage by stage (build it with :func:`load`).
 
     ``rule`` is the graph rule the network was trained on (from its checkpoint's config).
-    :meth:`forward_stages` runs the structures it is given as one block-diagonal batch.
+    :meth:`forward_stages` runs the structures it is given as one block-diagonal batch, at
+    ``precision`` (``"fp32"``, ``"tf32"`` or ``"bf16"``; see the module docstring). Both are
+    dataclass fields, so they are part of the cache key.
     """
 
     rule: KNearestGraph = field(default_factory=KNearestGraph)
     known_elements: int = field(default=100, repr=False)
+    precision: str = "fp32"
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def check_elements(self, crystal, index: int) -> None:
         bad = sorted({int(z) for z in np.asarray(crystal.numbers) if not 1 <= z <= self.known_elements})
@@ -58,7 +108,7 @@ class AlignnBackbone(Backbone):
             return []
         self.module.eval()
         batch = self.batch(crystals)
-        with torch.no_grad():
+        with torch.no_grad(), precision_context(self.precision, self.device):
             stages = self.module.stages(batch.to(self.device), pool_edges=True)
         sizes = torch.diff(batch.node_offsets).tolist()
         atoms = [torch.split(x.float().cpu(), sizes) for x in stages.x]
@@ -77,8 +127,8 @@ class AlignnBackbone(Backbone):
             return np.empty(0, dtype=np.float32)
         self.module.eval()
         batch = self.batch(crystals, first)
-        with torch.no_grad():
-            return self.module(batch.to(self.device)).cpu().numpy()
+        with torch.no_grad(), precision_context(self.precision, self.device):
+            return self.module(batch.to(self.device)).float().cpu().numpy()
 
 
 def _random_model(seed: int = 0) -> ALIGNN:
@@ -87,13 +137,16 @@ def _random_model(seed: int = 0) -> ALIGNN:
         return ALIGNN(ALIGNNConfig()).eval()
 
 
-def load(weights: str | Path | None = None) -> AlignnBackbone:
+def load(weights: str | Path | None = None, precision: str = "fp32") -> AlignnBackbone:
     """An :class:`AlignnBackbone` from ``weights``.
 
     ``weights``: a checkpoint folder / zip / ``.pt`` path; an official model name
     (:func:`~skdynemb.backbones.alignn.names.official_names`, fetched once into the cache); or
     ``"random"`` for an untrained, seeded network (tests only). There is no implicit default.
+    ``precision``: ``"fp32"`` (default), ``"tf32"`` or ``"bf16"`` (:attr:`AlignnBackbone.precision`;
+    it can also be set on the backbone afterwards).
     """
+    check_precision(precision)
     if weights is None:
         raise ValueError(
             "ALIGNN needs weights: pass a checkpoint path (folder, zip or .pt), an official model name "
@@ -128,4 +181,5 @@ def load(weights: str | Path | None = None) -> AlignnBackbone:
         angle_dims=[config.hidden_features] * (1 + config.alignn_layers),
         known_elements=len(model.atom_features) - 1,
         rule=rule,
+        precision=precision,
     )

@@ -4,9 +4,18 @@ Module and parameter names are those of the official ``alignn.models.alignn(_ato
 Message passing is gathers and ``index_add_`` over block-diagonal batches; every sum over edges
 takes a per-edge weight, the edge's multiplicity in the official multigraph (see
 :mod:`skdynemb.graphs`), so distinct edges are computed once.
+
+Inference (eval mode, no autograd) takes a faster path with the same maths: on the CPU the
+per-edge work runs over blocks of :data:`EDGE_BLOCK` edges that stay in the core's cache, on
+other devices (GPU) over all of a batch's edges at once; sums over the edges of one graph are
+float32 cascade sums, accumulated across blocks in float64. The path honours
+``torch.autocast`` (bfloat16 matrix products, float32 sums and norms).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -15,7 +24,41 @@ from torch.nn import functional as F
 
 from skdynemb.graphs import AlignnBatch
 
-EDGE_BLOCK = 8192  # edges per block in inference (8192 x 256 float32 = 8 MiB)
+#: Edges per block of the CPU inference path (1024 x 256 float32 = 1 MiB, the L2 cache of one core
+#: of current x86 server CPUs); on other devices a batch's edges form one block.
+EDGE_BLOCK = 1024
+
+
+def edge_block(tensor: torch.Tensor, rows: int) -> int:
+    """Rows per block of the inference path for ``rows`` rows on ``tensor``'s device: :data:`EDGE_BLOCK`
+    on the CPU, all of them (one block per batch) elsewhere."""
+    return EDGE_BLOCK if tensor.device.type == "cpu" else max(int(rows), 1)
+
+
+def _denormals_flushed() -> bool:
+    """Whether this thread flushes float32 denormals to zero (a denormal times 1 reads as 0)."""
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+
+
+@contextmanager
+def flush_denormals(device: torch.device | str) -> Iterator[None]:
+    """Flush float32 denormals to zero on this CPU thread while open, then restore the previous mode.
+
+    The edge gates of trained ALIGNN models are mostly saturated (``|m| > 87`` for most entries of
+    ALIGNN-FF), and a sigmoid whose result is a denormal (< 1.2e-38) takes the processor's slow
+    path: flushing halves its time. Numbers this small vanish next to the ``1e-6`` of the gate
+    normalisation and the O(1) features, so the outputs do not change (checked bit for bit on MP
+    structures in ``tests/backbones/test_alignn.py``). Other devices: no-op.
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = _denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
 
 
 def norm_layer(norm: str, features: int) -> nn.Module:
@@ -53,6 +96,18 @@ class MLPLayer(nn.Module):
         return self.layer(x)
 
 
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` as float32 (under ``torch.autocast`` the product itself runs in the autocast dtype)."""
+    return torch.mm(a, b).float()
+
+
+def _add_matmul_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``out += a @ b`` in place; one fused GEMM unless autocast asks for a lower-precision product."""
+    if torch.is_autocast_enabled(out.device.type):
+        return out.add_(torch.mm(a, b))
+    return torch.addmm(out, a, b, out=out)
+
+
 class EdgeGatedGraphConv(nn.Module):
     """Edge-gated graph convolution (residual): updates node features x and edge features y.
 
@@ -71,11 +126,28 @@ class EdgeGatedGraphConv(nn.Module):
         self.dst_update = nn.Linear(input_features, output_features)
         self.bn_nodes = norm_layer(norm, output_features)
 
-    def forward(self, src, dst, weight, x: torch.Tensor, y: torch.Tensor, reuse_y: bool = False):
-        """New (x, y); ``weight`` (E,) per-edge multiplicities; ``reuse_y`` lets inference write the
-        new y into y's memory (y is then lost)."""
+    def forward(self, src, dst, weight, x: torch.Tensor, y: torch.Tensor, reuse_y: bool = False,
+                y_distinct: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """New (x, y).
+
+        Parameters
+        ----------
+        src, dst : Tensor of shape (E,), int64
+            Edges, sorted by ``src``.
+        weight : Tensor of shape (E,), float32
+            Per-edge multiplicities.
+        x : Tensor of shape (N, F)
+            Node features.
+        y : Tensor of shape (E, F)
+            Edge features.
+        reuse_y : bool
+            Inference may write the new y into y's memory (y is then lost).
+        y_distinct : tuple of Tensor, optional
+            ``(rows, index)`` with ``y == rows[index]``: inference then computes the edge gate
+            ``W_e y`` once per distinct row (the embedding stage's bonds and angles repeat).
+        """
         if not self.training and not torch.is_grad_enabled():
-            return self._inference(src, dst, weight, x, y, reuse_y)
+            return self._inference(src, dst, weight, x, y, reuse_y, y_distinct)
         m = self.src_gate(x).index_select(0, src) + self.dst_gate(x).index_select(0, dst) + self.edge_gate(y)
         sigma = torch.sigmoid(m) * weight.unsqueeze(1)
         messages = self.dst_update(x).index_select(0, src) * sigma
@@ -85,31 +157,47 @@ class EdgeGatedGraphConv(nn.Module):
         h = self.src_update(x) + sum_sigma_h / (sum_sigma + 1e-6)
         return x + F.silu(self.bn_nodes(h)), y + F.silu(self.bn_edges(m))
 
-    def _inference(self, src, dst, weight, x, y, reuse_y):
+    def _inference(self, src, dst, weight, x, y, reuse_y, y_distinct=None):
         """Same maths as :meth:`forward` (eval mode, no autograd), over blocks of edges.
 
-        The per-edge work runs on ``EDGE_BLOCK`` edges at a time, in place, so the temporaries
-        stay in cache and memory does not grow with the number of edges (line graphs of large
-        batches have ~10^5-10^6 edges x 256 features).
+        Per block: ``m`` is one ``embedding_bag`` sum over a table of the node-level gates
+        (``W_s x + b_e`` and ``W_d x``; with ``y_distinct`` also ``W_e`` times each distinct y),
+        then ``+= y W_e^T`` in place; sigma and sigma ``V x_src`` share one buffer and one
+        ``index_add_``. On the CPU the blocks hold :data:`EDGE_BLOCK` edges, so the temporaries
+        stay in cache and memory does not grow with the edges (line graphs of large batches
+        have ~10^5-10^6 edges x 256 features); on a GPU one block holds them all.
         """
-        # the edge-gate bias is added once per node instead of once per edge
-        src_gate = self.src_gate(x) + self.edge_gate.bias
-        dst_gate, dst_update = self.dst_gate(x), self.dst_update(x)
+        n_nodes, width = x.shape[0], self.src_gate.out_features
         edge_weight = self.edge_gate.weight.t()
-        shape = (x.shape[0], src_gate.shape[1])
-        sum_sigma_h, sum_sigma = src_gate.new_zeros(shape), src_gate.new_zeros(shape)
+        # the edge-gate bias is added once per node instead of once per edge
+        tables = [self.src_gate(x).float() + self.edge_gate.bias, self.dst_gate(x).float()]
+        columns = [src, dst + n_nodes]
+        if y_distinct is not None:
+            rows, index = y_distinct
+            tables.append(_matmul(rows, edge_weight))
+            columns.append(index + 2 * n_nodes)
+        table, bags = torch.cat(tables), torch.stack(columns, 1)
+        dst_update = self.dst_update(x).float()
+        sums = table.new_zeros((n_nodes, 2 * width))  # [sum_e w sigma | sum_e w sigma V x_src]
+        unit_weight = bool((weight == 1).all())
         y_out = y if reuse_y else torch.empty_like(y)  # fresh memory costs page faults
-        for start in range(0, len(src), EDGE_BLOCK):
-            block = slice(start, start + EDGE_BLOCK)
+        step = edge_block(x, len(src))
+        work = table.new_empty((min(step, len(src)), 2 * width))
+        for start in range(0, len(src), step):
+            block = slice(start, start + step)
             s, d = src[block], dst[block]
-            m = src_gate.index_select(0, s)
-            m += dst_gate.index_select(0, d)
-            torch.addmm(m, y[block], edge_weight, out=m)
-            sigma = torch.sigmoid(m).mul_(weight[block].unsqueeze(1))
-            sum_sigma.index_add_(0, d, sigma)
-            sum_sigma_h.index_add_(0, d, sigma.mul_(dst_update.index_select(0, s)))
+            m = F.embedding_bag(bags[block], table, mode="sum")
+            if y_distinct is None:
+                _add_matmul_(m, y[block], edge_weight)
+            part = work[: len(s)]
+            sigma, message = part[:, :width], part[:, width:]
+            torch.sigmoid(m, out=sigma)
+            if not unit_weight:
+                sigma.mul_(weight[block].unsqueeze(1))
+            torch.mul(dst_update.index_select(0, s), sigma, out=message)
+            sums.index_add_(0, d, part)
             torch.add(y[block], F.silu(self.bn_edges(m), inplace=True), out=y_out[block])
-        h = self.src_update(x) + sum_sigma_h / (sum_sigma + 1e-6)
+        h = self.src_update(x).float() + sums[:, width:] / (sums[:, :width] + 1e-6)
         return x + F.silu(self.bn_nodes(h)), y_out
 
 
@@ -121,9 +209,14 @@ class ALIGNNConv(nn.Module):
         self.node_update = EdgeGatedGraphConv(in_features, out_features, norm)
         self.edge_update = EdgeGatedGraphConv(out_features, out_features, norm)
 
-    def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False):
-        x, y = self.node_update(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=reuse_yz)
-        y, z = self.edge_update(batch.lg_src, batch.lg_dst, batch.lg_weight, y, z, reuse_y=reuse_yz)
+    def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False, distinct=None):
+        """New (x, y, z); ``distinct``: ``(y_distinct, z_distinct)`` for the inference path (see
+        :meth:`EdgeGatedGraphConv.forward`), valid for the embedding stage's y and z only."""
+        y_distinct, z_distinct = (None, None) if distinct is None else distinct
+        x, y = self.node_update(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=reuse_yz,
+                                y_distinct=y_distinct)
+        y, z = self.edge_update(batch.lg_src, batch.lg_dst, batch.lg_weight, y, z, reuse_y=reuse_yz,
+                                y_distinct=z_distinct)
         return x, y, z
 
 
@@ -136,13 +229,18 @@ def segment_mean(values: torch.Tensor, index: torch.Tensor, num_segments: int) -
 
 def weighted_segment_mean(values: torch.Tensor, index: torch.Tensor, num_segments: int,
                           weight: torch.Tensor) -> torch.Tensor:
-    """Mean of the rows of ``values`` per segment, row r counted ``weight[r]`` times, accumulated in
-    float64 (a structure's line graph has up to ~10^5 rows; float32 sums of that many drift by
-    ~1e-5 relative, more than the multigraph and distinct-edge orders of summation differ)."""
+    """Mean of the rows of ``values`` per segment, row r counted ``weight[r]`` times.
+
+    Accumulated in float64 (a structure's line graph has up to ~10^5 rows; float32 sums of that
+    many drift by ~1e-5 relative, more than the multigraph and distinct-edge orders of summation
+    differ), over blocks of :func:`edge_block` rows (on the CPU the float64 copy of a block stays
+    in cache).
+    """
     weight = weight.to(torch.float64)
     total = values.new_zeros((num_segments, values.shape[1]), dtype=torch.float64)
-    for start in range(0, len(values), EDGE_BLOCK):
-        block = slice(start, start + EDGE_BLOCK)
+    step = edge_block(values, len(values))
+    for start in range(0, len(values), step):
+        block = slice(start, start + step)
         total.index_add_(0, index[block], values[block].to(torch.float64) * weight[block].unsqueeze(1))
     count = weight.new_zeros(num_segments).index_add_(0, index, weight).clamp(min=1)
     return (total / count.unsqueeze(1)).to(values.dtype)
@@ -157,9 +255,23 @@ def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor
     if module.training or torch.is_grad_enabled():
         return module(values)
     out = values.new_empty((len(values), width))
-    for start in range(0, len(values), EDGE_BLOCK):
-        out[start : start + EDGE_BLOCK] = module(values[start : start + EDGE_BLOCK])
+    step = edge_block(values, len(values))
+    for start in range(0, len(values), step):
+        out[start : start + step] = module(values[start : start + step])
     return out
+
+
+def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, index)`` with ``module(values) == rows[index]``: a row-wise module of 1-d values
+    (an embedding of bond lengths or angle cosines) computed once per distinct value.
+
+    Inference only (eval mode, no autograd): in training, a batch norm's statistics would see
+    each value once instead of once per row.
+    """
+    if module.training or torch.is_grad_enabled():
+        raise RuntimeError("rowwise_distinct is for inference (eval mode, no autograd)")
+    distinct, index = torch.unique(values, return_inverse=True)
+    return rowwise(module, distinct, width), index
 
 
 def cutoff_envelope(length: torch.Tensor, inner_cutoff: float, exponent: int = 3) -> torch.Tensor:
