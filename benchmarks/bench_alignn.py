@@ -12,13 +12,9 @@ structure at a time, at 1 and 2 torch threads. Writes a Markdown table.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
-import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from skdynemb._paths import shared_data  # noqa: E402
+from benchmarks._common import machine, mp_crystals  # noqa: E402
 from skdynemb.backbones.alignn import load  # noqa: E402
 from skdynemb.graphs import KNearestGraph, batch_graphs  # noqa: E402
-from skdynemb.structures import to_crystals  # noqa: E402
-
-
-def mp_crystals(n: int, seed: int):
-    path = shared_data("mp", "mp_eform_crysxpp.json.gz")
-    if path is None:
-        sys.exit("needs ../shared/data/mp/mp_eform_crysxpp.json.gz")
-    with gzip.open(path, "rt") as f:
-        records = json.load(f)
-    picked = [records[i] for i in np.random.default_rng(seed).choice(len(records), n, replace=False)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return to_crystals([r["cif"] for r in picked], ids=[r["material_id"] for r in picked])
 
 
 def alignn_numpy_graph(crystal):
@@ -57,14 +40,6 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
 
 
 def main() -> None:

@@ -13,11 +13,7 @@ parsing and model loading are not timed; each backbone is warmed up on one batch
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
-import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -31,9 +27,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from skdynemb._batches import batched  # noqa: E402
-from skdynemb._paths import shared_data  # noqa: E402
+from benchmarks._common import commit, machine, sampled_crystals  # noqa: E402
 from skdynemb.backbones import load_backbone  # noqa: E402
-from skdynemb.structures import to_crystals  # noqa: E402
 
 BACKBONES = [
     "alignn-ff", "sevenn-0", "sevenn-0-22may2024", "sevenn-l3i5", "sevenn-mf-0",
@@ -43,49 +38,12 @@ SWEEP = ["sevenn-0", "chgnet", "alignn-ff"]
 SIZES = [1, 4, 8, 16, 50]
 
 
-def elasticity_crystals(n: int, seed: int):
-    path = shared_data("mp", "mp_elasticity_3191.json.gz")
-    if path is None:
-        sys.exit("needs ../shared/data/mp/mp_elasticity_3191.json.gz")
-    with gzip.open(path, "rt") as f:
-        records = json.load(f)
-    picked = [records[i] for i in np.random.default_rng(seed).choice(len(records), n, replace=False)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return to_crystals([r["cif"] for r in picked], ids=[r["material_id"] for r in picked])
-
-
 def one_pass(backbone, crystals, batch_size: int) -> float:
     """Seconds of ``forward_stages`` over ``crystals`` in batches of ``batch_size``."""
     start = time.perf_counter()
     for batch in batched(crystals, batch_size):
         backbone.forward_stages(batch)
     return time.perf_counter() - start
-
-
-def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = "?"
-    return (
-        f"{model} (lscpu), {os.cpu_count()} cores, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
-    )
-
-
-def commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain")
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-    return f"{head}{' + uncommitted changes' if dirty else ''}"
 
 
 def main() -> None:
@@ -100,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    crystals = elasticity_crystals(args.n, args.seed)
+    crystals = sampled_crystals("mp_elasticity_3191.json.gz", args.n, args.seed)
     atoms = np.array([c.num_sites for c in crystals])
     load_before = os.getloadavg()
     backbones, configs = {}, []  # configs: (name, batch size, is the default)
