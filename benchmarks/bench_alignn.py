@@ -1,6 +1,6 @@
 """Speed of the DGL-free ALIGNN: graph building and forward passes on real MP structures.
 
-Graph building: ours (:meth:`skdynemb.graphs.KNearestGraph.build`, atom graph + line graph +
+Graph building: ours (:meth:`skdynemb.backbones.alignn.graphs.KNearestGraph.build`, atom graph + line graph +
 angle cosines) vs alignn's numpy builder (``nearest_neighbor_edges`` + ``build_undirected_edgedata``,
 atom graph only). Forward passes (eval, no grad, official 4+4-layer 256-d architecture, seeded
 random weights: same cost as a pretrained model): one block-diagonal batch of 64 vs one
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from benchmarks._common import machine, mp_crystals  # noqa: E402
 from skdynemb.backbones.alignn import load  # noqa: E402
-from skdynemb.graphs import KNearestGraph, batch_graphs  # noqa: E402
+from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs  # noqa: E402
 
 
 def alignn_numpy_graph(crystal):

@@ -10,7 +10,7 @@ multigraph forward, every backbone's throughput, and ALIGNN-FF energies on real 
 1. Forward passes of ``alignn-ff-wt10`` (eval, no grad, all stages kept, bond/angle means) on MP
    structures under its non-canonical graph rule, in batches of 64, 1 thread: each distinct
    ``(src, dst, image)`` edge once with its multiplicity (what the backbone runs) vs the official
-   multigraph with every copy (:meth:`~skdynemb.graphs.AlignnGraph.expanded`); graphs are built
+   multigraph with every copy (:meth:`~skdynemb.backbones.alignn.graphs.AlignnGraph.expanded`); graphs are built
    beforehand, outputs compared.
 2. ``forward_stages`` throughput of every shipped backbone on the same structures (graph building
    included, batches of each backbone's ``default_batch_size``).
@@ -46,10 +46,14 @@ if "--worker" in sys.argv:  # a side-by-side worker imports skdynemb from the tr
     import skdynemb  # noqa: E402,F401  (first, before benchmarks.bench_alignn puts this checkout first)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from benchmarks.bench_alignn import machine, mp_crystals  # noqa: E402
+from benchmarks._common import machine, mp_crystals  # noqa: E402
 from skdynemb._paths import shared_data  # noqa: E402
 from skdynemb.backbones import alignn, load_backbone  # noqa: E402
-from skdynemb.graphs import KNearestGraph, batch_graphs  # noqa: E402
+
+try:
+    from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs  # noqa: E402
+except ImportError:  # a side-by-side worker on a revision from before graphs.py moved under alignn/
+    from skdynemb.graphs import KNearestGraph, batch_graphs  # noqa: E402
 from skdynemb.structures import to_crystal  # noqa: E402
 
 BACKBONES = ["cgcnn-mp-eform", "alignn-mp-eform", "chgnet", "alignn-ff-wt10"]

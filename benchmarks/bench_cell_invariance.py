@@ -51,7 +51,7 @@ def crystals(n: int, seed: int, max_sites: int) -> list[tuple[str, list[Structur
 
 def differences(backbone: str, standardize, cases) -> list[tuple[float, float]]:
     t = DynamicEmbeddingTransformer(
-        backbone=backbone, layer="all", standardize=standardize, progress=False, device="cpu"
+        backbone=backbone, stage="all", cell=standardize, progress=False, device="cpu"
     ).fit()
     out = []
     for _, cells in cases:

@@ -11,7 +11,7 @@ train/val/test labels, every entry, 739/105/96):
 1. CrabNetRegressor with mat2vec rows vs the real CrabNet 2.0.8 (mat2vec, its defaults), whose
    fits on this split are already in the committed ledger (not rerun here): within 10 % of its
    test MAE or better?
-2. CrabNetRegressor with dynamic rows (ALIGNN-FF, last stage ``gcn4`` = ``layer=-1``, and any
+2. CrabNetRegressor with dynamic rows (ALIGNN-FF, last stage ``gcn4`` = ``stage=-1``, and any
    other stage asked for) vs the same model with mat2vec rows, 3 seeds: is the paper's direction
    (dynamic better) reproduced?
 
@@ -162,7 +162,7 @@ def write(args, argv, data, settings, params, ours, real, roost) -> None:
         "standardised input rows; CPU, 1 torch thread; every fit trains on the training split, early stopping "
         "on the validation split restores the best epoch",
         f"- **dynamic rows**: backbone {settings.backbone} (`DynamicEmbeddingTransformer(backbone=\"alignn-ff\")`), "
-        "`dynamic:gcn4` is the last stage (`layer=-1`)",
+        "`dynamic:gcn4` is the last stage (`stage=-1`)",
         "- **references** (from the committed ledger, same split, not rerun): the real CrabNet 2.0.8 (its defaults: "
         "mat2vec, d_model 512, Lamb + Lookahead + SWA, 300 epochs; it sees the validation split while training, so "
         "its val MAE is not an unseen-data score), and Roost at the full-size Table 2 settings",

@@ -58,9 +58,9 @@ def roost(args, **kw) -> RoostRegressor:
     return RoostRegressor(max_epochs=args.epochs, batch_size=args.batch_size, out_hidden=(256, 128, 64), **kw)
 
 
-def pipeline(args, layer, regressor):
+def pipeline(args, stage, regressor):
     return make_pipeline(
-        DynamicEmbeddingTransformer(args.backbone, layer=layer, memory=args.cache, progress=False, device="cpu"),
+        DynamicEmbeddingTransformer(args.backbone, stage=stage, memory=args.cache, progress=False, device="cpu"),
         regressor,
     )
 
@@ -98,13 +98,13 @@ def run_unit(args, prop: str, rep: int) -> dict:
     first = np.stack([members[s][0] for s in args.stages])
     out["stage_ensemble_single"] = mae(first.mean(0), y_te)
     out["stage_ensemble_all"] = mae(np.concatenate([members[s] for s in args.stages]).mean(0), y_te)
-    grid = {"dynamicembeddingtransformer__layer": list(args.stages)}
+    grid = {"dynamicembeddingtransformer__stage": list(args.stages)}
     for name, cv in (("val_split", ShuffleSplit(1, test_size=0.2, random_state=rep)),
                      ("cv3", KFold(3, shuffle=True, random_state=rep))):
         search = GridSearchCV(pipeline(args, args.stages[-1], roost(args, random_state=0)), grid, cv=cv,
                               scoring="neg_mean_absolute_error", refit=False, n_jobs=args.n_jobs)
         search.fit(X_tr, y_tr)
-        chosen = str(search.best_params_["dynamicembeddingtransformer__layer"])
+        chosen = str(search.best_params_["dynamicembeddingtransformer__stage"])
         out[name] = {"chosen": chosen, "inner_mae": dict(zip(map(str, args.stages),
                                                              (-search.cv_results_["mean_test_score"]).tolist())),
                      "single": out["stages"][chosen]["single"][0], "ens5": out["stages"][chosen]["ens5"]}
@@ -123,14 +123,15 @@ def run_unit(args, prop: str, rep: int) -> dict:
 
 def sources(args) -> dict:
     """The ``--mode sources`` variants (issue 28 item 5): each a transformer giving element rows."""
-    def dyn(backbone, layer=-1):
-        return DynamicEmbeddingTransformer(backbone, layer=layer, memory=args.cache, progress=False, device="cpu")
+    def dyn(backbone, stage=-1):
+        return DynamicEmbeddingTransformer(backbone, stage=stage, memory=args.cache, progress=False, device="cpu")
 
     static = StaticEmbeddingTransformer(args.static)
     return {
         f"static {args.static}": static,
         f"dynamic {args.backbone} last": dyn(args.backbone),
-        f"dynamic last + static {args.static}": ElementEmbeddingUnion([("dyn", dyn(args.backbone)), ("static", static)]),
+        f"dynamic last + static {args.static}": ElementEmbeddingUnion(
+            [("dyn", dyn(args.backbone)), ("static", static)]),
         f"{args.backbone} last + {args.second_backbone} last": ElementEmbeddingUnion(
             [("a", dyn(args.backbone)), ("b", dyn(args.second_backbone))]),
     }
@@ -194,7 +195,8 @@ def report(results: list[dict], args, header: str) -> str:
             {"property": r["property"], "rep": r["rep"], "choice": f"fixed last ({last})",
              "chosen": last, "1 model": r["stages"][last]["single"][0], "5-seed ens.": r["stages"][last]["ens5"]},
             {"property": r["property"], "rep": r["rep"], "choice": "80/20 validation split",
-             "chosen": r["val_split"]["chosen"], "1 model": r["val_split"]["single"], "5-seed ens.": r["val_split"]["ens5"]},
+             "chosen": r["val_split"]["chosen"], "1 model": r["val_split"]["single"],
+             "5-seed ens.": r["val_split"]["ens5"]},
             {"property": r["property"], "rep": r["rep"], "choice": "3-fold inner CV",
              "chosen": r["cv3"]["chosen"], "1 model": r["cv3"]["single"], "5-seed ens.": r["cv3"]["ens5"]},
             {"property": r["property"], "rep": r["rep"], "choice": "stage ensemble",
@@ -219,7 +221,8 @@ def report(results: list[dict], args, header: str) -> str:
     a, b, c = pd.DataFrame(rows_a), pd.DataFrame(rows_b), pd.DataFrame(rows_c)
     # b: % vs the fixed last stage's single model / 5-seed ensemble of the same property and rep
     base = b[b["choice"].str.startswith("fixed")].set_index(["property", "rep"])
-    b["% 1 model vs last"] = [pct(v, base.loc[(p, q), "1 model"]) for p, q, v in zip(b["property"], b["rep"], b["1 model"])]
+    b["% 1 model vs last"] = [pct(v, base.loc[(p, q), "1 model"])
+                              for p, q, v in zip(b["property"], b["rep"], b["1 model"])]
     b["% ens. vs last ens."] = [pct(v, base.loc[(p, q), "5-seed ens."])
                                 for p, q, v in zip(b["property"], b["rep"], b["5-seed ens."])]
     summary = b.groupby("choice", sort=False)[["% 1 model vs last", "% ens. vs last ens."]].mean()
@@ -309,7 +312,8 @@ def main(argv=None):
         f"SeedEnsembleRegressor(n_seeds={args.n_seeds}, random_state=r).seeds_ ("
         + "; ".join(f"r={d['rep']} {d['property']}: {next(iter((d.get('variants') or d['stages']).values()))['seeds']}"
                     for d in results) + ")"
-        + ("" if args.mode == "sources" else "; inner splits seeded with r; the stage searches use Roost random_state=0"),
+        + ("" if args.mode == "sources"
+           else "; inner splits seeded with r; the stage searches use Roost random_state=0"),
         "- MAE on the test set, in the property's unit (" +
         ", ".join(f"{p}: {UNITS.get(p, '?')}" for p in args.props) + ")",
     ])

@@ -33,10 +33,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from benchmarks.bench_alignn import machine, mp_crystals  # noqa: E402
+from benchmarks._common import machine, mp_crystals  # noqa: E402
 from skdynemb.backbones import load_backbone  # noqa: E402
 from skdynemb.backbones.alignn import AlignnBackbone  # noqa: E402
-from skdynemb.graphs import batch_graphs  # noqa: E402
+from skdynemb.backbones.alignn.graphs import batch_graphs  # noqa: E402
 
 DEFAULT_BACKBONES = ["alignn-ff-wt10", "alignn-mp-eform", "cgcnn-mp-eform", "chgnet", "sevenn-0"]
 
@@ -85,8 +85,8 @@ def stage_rows(backbone, crystals, size):
     """Per kind of row ('atom', 'bond', 'angle') a list over stages of one float32 array."""
     outputs = [o for chunk in chunks_of(crystals, size) for o in backbone.forward_stages(chunk)]
     rows = {"atom": [np.concatenate([o.atom[k] for o in outputs]) for k in range(len(outputs[0].atom))]}
-    for kind in ("bond", "angle"):
-        if getattr(outputs[0], kind) is not None:
+    for kind in ("bond", "angle"):  # kept where every structure has them (CHGNet: no angles without triplets)
+        if all(getattr(o, kind) is not None for o in outputs):
             rows[kind] = [np.stack([getattr(o, kind)[k] for o in outputs]) for k in range(len(getattr(outputs[0], kind)))]
     return rows
 

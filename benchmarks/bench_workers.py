@@ -96,7 +96,8 @@ def main() -> None:
         torch.set_num_threads(1)
         rows.append(("loky", "2 worker processes", _time(path, folder, 2, args.batch_size, args.repeats)))
         for n_jobs, label in ((None, "1 process, 1 torch thread"), (2, "2 loky worker processes")):
-            rows.append(("transform() on CIF text", label, _time_transform(path, n_jobs, args.batch_size, args.repeats)))
+            rows.append(
+                ("transform() on CIF text", label, _time_transform(path, n_jobs, args.batch_size, args.repeats)))
         for workers in (1, 2):
             with ExitStack() as stack:
                 cluster = stack.enter_context(LocalCluster(

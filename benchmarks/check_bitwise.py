@@ -149,7 +149,8 @@ def _report(args, head: str, rev: str, results: dict, infos: tuple[dict, dict], 
         "Written by `benchmarks/check_bitwise.py`. Command:",
         "",
         "```",
-        f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/check_bitwise.py --rev {args.rev} --n {args.n} --seed {args.seed}",
+        "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/check_bitwise.py "
+        f"--rev {args.rev} --n {args.n} --seed {args.seed}",
         "```",
         "",
         f"- working tree: `{head}`",
@@ -162,7 +163,8 @@ def _report(args, head: str, rev: str, results: dict, infos: tuple[dict, dict], 
         "or structures (`mean`)",
         f"- wall time: {wall:.0f} s for both trees",
         "",
-        "| backbone | pooling | compound features | identical | max abs diff | rows compared | width | seconds (tree / rev) |",
+        "| backbone | pooling | compound features | identical | max abs diff | rows compared | width "
+        "| seconds (tree / rev) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (backbone, pooling), r in results.items():
@@ -215,7 +217,8 @@ def main(argv=None) -> int:
             for pooling in POOLINGS:
                 a, b = tmp / "tree-out" / f"{backbone}_{pooling}.npz", tmp / "rev-out" / f"{backbone}_{pooling}.npz"
                 if a.exists() and b.exists():
-                    results[backbone, pooling] = {**_compare(a, b), "compound_features": str(np.load(a)["compound_features"])}
+                    results[backbone, pooling] = {
+                        **_compare(a, b), "compound_features": str(np.load(a)["compound_features"])}
         text = _report(args, head, rev, results, (here, there), time.perf_counter() - start)
     args.out.write_text(text)
     print(text)

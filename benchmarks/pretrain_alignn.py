@@ -35,7 +35,7 @@ def train(args) -> None:
 
     from skdynemb.backbones.alignn import ALIGNNConfig
     from skdynemb.datasets import load_mp_eform
-    from skdynemb.graphs import KNearestGraph
+    from skdynemb.backbones.alignn.graphs import KNearestGraph
     from skdynemb.pretrain import pretrain_alignn
     from skdynemb.structures import to_crystal
 
@@ -50,7 +50,8 @@ def train(args) -> None:
                           alignn_layers=args.alignn_layers, gcn_layers=args.gcn_layers)
     result = pretrain_alignn(
         crystals, ds.targets["e_form"].to_numpy(), ids=list(ds.ids), output_dir=args.output, config=config,
-        graph=KNearestGraph(max_neighbors=args.max_neighbors), epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        graph=KNearestGraph(max_neighbors=args.max_neighbors), epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr,
         random_state=args.seed, num_threads=args.threads, device="auto",
     )
     summary = json.loads((result.output_dir / "summary.json").read_text())
@@ -115,8 +116,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--embeddings", nargs="+", choices=["alignn", "cgcnn", "static"], default=["alignn", "cgcnn", "static"],
-                   help="alignn: our checkpoint's last stage; cgcnn: cgcnn-mp-eform's last stage; static: matscholar200")
+    p.add_argument("--embeddings", nargs="+", choices=["alignn", "cgcnn", "static"],
+                   default=["alignn", "cgcnn", "static"],
+                   help="alignn: our checkpoint's last stage; cgcnn: cgcnn-mp-eform's last stage; "
+                   "static: matscholar200")
     p.set_defaults(run=downstream)
     args = parser.parse_args()
     args.run(args)

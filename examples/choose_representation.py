@@ -41,34 +41,20 @@ from skdynemb import (
     SeedEnsembleRegressor,
     StaticEmbeddingTransformer,
 )
-from skdynemb.datasets import fetch_jarvis, jarvis_leaderboard_task, train_val_test_split
-from skdynemb.datasets.local import JARVIS_LEADERBOARD_FILE, data_file
+from skdynemb.datasets import jarvis_split_task
 
 TARGET = "formation_energy_peratom"
 ONLINE_SAMPLE = 1000
 
 
-def load_task(data_dir=None, online_sample: int = ONLINE_SAMPLE):
-    """(JARVIS formation-energy task, {part: positions}): local file and official split, else online."""
-    path = data_file(JARVIS_LEADERBOARD_FILE, data_dir)
-    if path is not None:
-        print(f"data: {path} (official JARVIS leaderboard split)")
-        task = jarvis_leaderboard_task(TARGET, path=path)
-        return task, task.split_indices()
-    print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): JARVIS-DFT dft_3d_2021 "
-          f"through jarvis-tools, {online_sample} random entries, seeded 80:10:10 split", flush=True)
-    task = fetch_jarvis("dft_3d_2021", sample=online_sample, random_state=0).task(TARGET, missing="drop")
-    return task, dict(zip(("train", "val", "test"), train_val_test_split(len(task), random_state=0)))
-
-
 # --8<-- [start:search]
 def candidates(cache_dir) -> list[dict]:
     """The rows to compare: a GridSearchCV grid over the pipeline's ``embed`` step."""
-    def dynamic(backbone, layer=-1):
-        return DynamicEmbeddingTransformer(backbone, layer=layer, memory=cache_dir, progress=False)
+    def dynamic(backbone, stage=-1):
+        return DynamicEmbeddingTransformer(backbone, stage=stage, memory=cache_dir, progress=False)
 
     return [
-        {"embed": [dynamic("alignn-ff")], "embed__layer": ["alignn2", "all", -1]},  # stages of one backbone
+        {"embed": [dynamic("alignn-ff")], "embed__stage": ["alignn2", "all", -1]},  # stages of one backbone
         {"embed": [dynamic("cgcnn-mp-eform")]},                                      # another backbone
         {"embed": [ElementEmbeddingUnion([("alignn", dynamic("alignn-ff")),          # dynamic + static columns
                                           ("mat", StaticEmbeddingTransformer("matscholar200"))])]},
@@ -103,7 +89,7 @@ def describe(params: dict) -> str:
     embed = params["embed"]
     if isinstance(embed, ElementEmbeddingUnion):
         return " + ".join(f"{t.backbone if hasattr(t, 'backbone') else t.embedding}" for _, t in embed.transformer_list)
-    return f"{embed.backbone} layer={params.get('embed__layer', embed.layer)!r}"
+    return f"{embed.backbone} stage={params.get('embed__stage', embed.stage)!r}"
 
 
 def main(argv=None) -> dict:
@@ -121,7 +107,8 @@ def main(argv=None) -> dict:
                         help=f"entries drawn from the online JARVIS-DFT (default: {ONLINE_SAMPLE})")
     args = parser.parse_args(argv)
 
-    task, parts = load_task(args.data_dir, args.online_sample)
+    task, parts, source = jarvis_split_task(TARGET, args.data_dir, online_sample=args.online_sample)
+    print(source, flush=True)
     train, test = parts["train"][: args.limit], parts["test"]
     X_train, y_train = list(task.structures[train]), task.y[train]
     X_test, y_test = list(task.structures[test]), task.y[test]

@@ -34,24 +34,10 @@ from skdynemb import (
     ElemNetRegressor,
     MagpieTransformer,
 )
-from skdynemb.datasets import fetch_jarvis, jarvis_leaderboard_task, train_val_test_split
-from skdynemb.datasets.local import JARVIS_LEADERBOARD_FILE, data_file
+from skdynemb.datasets import jarvis_split_task
 
 TARGET = "formation_energy_peratom"
 ONLINE_SAMPLE = 1000
-
-
-def load_task(data_dir=None, online_sample: int = ONLINE_SAMPLE):
-    """(JARVIS formation-energy task, {part: positions}): local file and official split, else online."""
-    path = data_file(JARVIS_LEADERBOARD_FILE, data_dir)
-    if path is not None:
-        print(f"data: {path} (official JARVIS leaderboard split)")
-        task = jarvis_leaderboard_task(TARGET, path=path)
-        return task, task.split_indices()
-    print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): JARVIS-DFT dft_3d_2021 "
-          f"through jarvis-tools, {online_sample} random entries, seeded 80:10:10 split", flush=True)
-    task = fetch_jarvis("dft_3d_2021", sample=online_sample, random_state=0).task(TARGET, missing="drop")
-    return task, dict(zip(("train", "val", "test"), train_val_test_split(len(task), random_state=0)))
 
 
 def main(argv=None) -> dict[str, dict[str, float]]:
@@ -68,7 +54,8 @@ def main(argv=None) -> dict[str, dict[str, float]]:
                         help=f"entries drawn from the online JARVIS-DFT (default: {ONLINE_SAMPLE})")
     args = parser.parse_args(argv)
 
-    task, parts = load_task(args.data_dir, args.online_sample)
+    task, parts, source = jarvis_split_task(TARGET, args.data_dir, online_sample=args.online_sample)
+    print(source, flush=True)
     train, test = parts["train"][: args.limit], parts["test"][: args.limit]
     structures = {"train": list(task.structures[train]), "test": list(task.structures[test])}
     y_train, y_test = task.y[train], task.y[test]

@@ -1,10 +1,10 @@
-"""Tune which GNN layer to read, together with Roost's depth, by cross-validation.
+"""Tune which GNN stage to read, together with Roost's depth, by cross-validation.
 
-``GridSearchCV`` over ``dynamicembeddingtransformer__layer`` (CGCNN stages: 0 = embedding,
+``GridSearchCV`` over ``dynamicembeddingtransformer__stage`` (CGCNN stages: 0 = embedding,
 2 = conv2, -1 = conv4) and ``roostregressor__n_graph`` on the official JARVIS training split of
 ``formation_energy_peratom`` (eV/atom); the best pipeline, refit on all training structures, is
 scored on the official test split. The transformer's ``memory=`` folder caches every stage of
-every structure on the first fit, so the other folds and layers read the cache instead of running
+every structure on the first fit, so the other folds and stages read the cache instead of running
 the GNN again.
 
 Data: the JARVIS file of the data folder (``--data-dir DIR``, else ``$SKDYNEMB_DATA``, else
@@ -33,31 +33,17 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 
 from skdynemb import DynamicEmbeddingTransformer, RoostRegressor
-from skdynemb.datasets import fetch_jarvis, jarvis_leaderboard_task, train_val_test_split
-from skdynemb.datasets.local import JARVIS_LEADERBOARD_FILE, data_file
+from skdynemb.datasets import jarvis_split_task
 
 TARGET = "formation_energy_peratom"
 ONLINE_SAMPLE = 1000
 
 
-def load_task(data_dir=None, online_sample: int = ONLINE_SAMPLE):
-    """(JARVIS formation-energy task, {part: positions}): local file and official split, else online."""
-    path = data_file(JARVIS_LEADERBOARD_FILE, data_dir)
-    if path is not None:
-        print(f"data: {path} (official JARVIS leaderboard split)")
-        task = jarvis_leaderboard_task(TARGET, path=path)
-        return task, task.split_indices()
-    print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): JARVIS-DFT dft_3d_2021 "
-          f"through jarvis-tools, {online_sample} random entries, seeded 80:10:10 split", flush=True)
-    task = fetch_jarvis("dft_3d_2021", sample=online_sample, random_state=0).task(TARGET, missing="drop")
-    return task, dict(zip(("train", "val", "test"), train_val_test_split(len(task), random_state=0)))
-
-
 # --8<-- [start:search]
-GRID = {"dynamicembeddingtransformer__layer": [0, 2, -1], "roostregressor__n_graph": [1, 3]}
+GRID = {"dynamicembeddingtransformer__stage": [0, 2, -1], "roostregressor__n_graph": [1, 3]}
 
 
-def layer_search(X, y, cache_dir, epochs=40, folds=3, seed=0, verbose=0) -> GridSearchCV:
+def stage_search(X, y, cache_dir, epochs=40, folds=3, seed=0, verbose=0) -> GridSearchCV:
     """Cross-validated search over the CGCNN stage and Roost's depth; embeddings cached in cache_dir."""
     pipeline = make_pipeline(
         # the fast shipped backbone (the default, alignn-ff, extracts ~25x slower)
@@ -88,26 +74,27 @@ def main(argv=None) -> GridSearchCV:
     parser.add_argument("--quiet", action="store_true", help="no line per fit")
     args = parser.parse_args(argv)
 
-    task, parts = load_task(args.data_dir, args.online_sample)
+    task, parts, source = jarvis_split_task(TARGET, args.data_dir, online_sample=args.online_sample)
+    print(source, flush=True)
     train, test = parts["train"][: args.limit], parts["test"]
     X_train, y_train = list(task.structures[train]), task.y[train]
     X_test, y_test = list(task.structures[test]), task.y[test]
 
-    n_settings = len(GRID["dynamicembeddingtransformer__layer"]) * len(GRID["roostregressor__n_graph"])
+    n_settings = len(GRID["dynamicembeddingtransformer__stage"]) * len(GRID["roostregressor__n_graph"])
     print(f"{len(y_train)} training / {len(y_test)} test structures; searching {n_settings} settings x "
           f"{args.folds} folds, {args.epochs} epochs each, then refitting the best", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        search = layer_search(X_train, y_train, args.cache_dir or tmp, args.epochs, args.folds, args.seed,
+        search = stage_search(X_train, y_train, args.cache_dir or tmp, args.epochs, args.folds, args.seed,
                               verbose=0 if args.quiet else 3)
         elapsed = time.perf_counter() - start
         test_mae = float(np.abs(search.predict(X_test) - y_test).mean())
     search.best_estimator_.set_params(dynamicembeddingtransformer__memory=None)  # the cache is gone
 
     table = pd.DataFrame(search.cv_results_["params"]).rename(
-        columns={"dynamicembeddingtransformer__layer": "layer", "roostregressor__n_graph": "n_graph"}
+        columns={"dynamicembeddingtransformer__stage": "stage", "roostregressor__n_graph": "n_graph"}
     )
-    table["stage"] = [search.best_estimator_[0].backbone_.stage_names[layer] for layer in table["layer"]]
+    table["stage name"] = [search.best_estimator_[0].backbone_.stage_names[stage] for stage in table["stage"]]
     table["CV MAE"] = -search.cv_results_["mean_test_score"]
     table["+/-"] = search.cv_results_["std_test_score"]
     table["rank"] = search.cv_results_["rank_test_score"]

@@ -73,7 +73,7 @@ def main(argv=None) -> dict[str, float]:
 
     start = time.perf_counter()
     # --8<-- [start:featurize]
-    dynamic = DynamicEmbeddingFeaturizer("cgcnn-mp-eform", layer=-1)  # fast and shipped; the default is alignn-ff
+    dynamic = DynamicEmbeddingFeaturizer("cgcnn-mp-eform", stage=-1)  # fast and shipped; the default is alignn-ff
     df = dynamic.featurize_dataframe(df, "structure", pbar=False)  # one batched GNN run over the column
 
     to_composition = StructureToComposition()

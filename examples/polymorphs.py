@@ -69,7 +69,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--formula", default="TiO2", help="composition to look up, or 'auto' (default: TiO2)")
     parser.add_argument("--search", type=int, default=None, help="search only the first N MP entries")
     parser.add_argument("--max-polymorphs", type=int, default=None, help="keep the N lowest in energy")
-    parser.add_argument("--layer", default=-1, type=int, help="CGCNN stage (default: -1, the last)")
+    parser.add_argument("--stage", default=-1, type=int, help="CGCNN stage (default: -1, the last)")
     parser.add_argument("--data-dir", default=None,
                         help="data folder holding mp/ (default: $SKDYNEMB_DATA, else ../shared/data, "
                              "else the online loaders)")
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
     formula, ids, structures, e_form = find_polymorphs(args.formula, args.search, args.max_polymorphs,
                                                        args.data_dir)
     static = StaticEmbeddingTransformer("matscholar200").fit().transform(structures)
-    dynamic = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=args.layer, progress=False).fit().transform(
+    dynamic = DynamicEmbeddingTransformer("cgcnn-mp-eform", stage=args.stage, progress=False).fit().transform(
         structures
     )
     elements = static[0].elements

@@ -5,7 +5,7 @@ and number of epochs on the official JARVIS leaderboard training split of
 ``formation_energy_peratom`` (eV/atom), then scored on its validation and test splits:
 
 - static:  ``StaticEmbeddingTransformer("matscholar200") -> RoostRegressor``
-- dynamic: ``DynamicEmbeddingTransformer("alignn-ff", layer=-1) -> RoostRegressor``
+- dynamic: ``DynamicEmbeddingTransformer("alignn-ff", stage=-1) -> RoostRegressor``
 
 plus the predict-the-training-mean baseline. ``"alignn-ff"`` (the official ALIGNN-FF) is the
 default extractor; its weights are fetched once into the skdynemb cache (``scripts/setup.sh`` does
@@ -35,8 +35,7 @@ import numpy as np
 from sklearn.pipeline import make_pipeline
 
 from skdynemb import DynamicEmbeddingTransformer, RoostRegressor, StaticEmbeddingTransformer
-from skdynemb.datasets import fetch_jarvis, jarvis_leaderboard_task, train_val_test_split
-from skdynemb.datasets.local import JARVIS_LEADERBOARD_FILE, data_file
+from skdynemb.datasets import jarvis_split_task
 
 TARGET = "formation_energy_peratom"
 ONLINE_SAMPLE = 1000
@@ -49,16 +48,8 @@ def load_splits(limit: int | None = None, data_dir=None, online_sample: int = ON
     ``online_sample`` random entries of JARVIS-DFT through jarvis-tools, split 80:10:10 (seed 0).
     ``limit`` keeps the first ``limit`` entries of each part (for quick runs).
     """
-    path = data_file(JARVIS_LEADERBOARD_FILE, data_dir)
-    if path is not None:
-        print(f"data: {path} (official JARVIS leaderboard split)")
-        task = jarvis_leaderboard_task(TARGET, path=path)
-        indices = task.split_indices()
-    else:
-        print("data: no data folder (--data-dir, $SKDYNEMB_DATA or ../shared/data): JARVIS-DFT dft_3d_2021 "
-              f"through jarvis-tools, {online_sample} random entries, seeded 80:10:10 split", flush=True)
-        task = fetch_jarvis("dft_3d_2021", sample=online_sample, random_state=0).task(TARGET, missing="drop")
-        indices = dict(zip(("train", "val", "test"), train_val_test_split(len(task), random_state=0)))
+    task, indices, source = jarvis_split_task(TARGET, data_dir, online_sample=online_sample)
+    print(source, flush=True)
     parts = {}
     for part, rows in indices.items():
         rows = rows[:limit]
@@ -88,7 +79,7 @@ def main(argv=None) -> dict[str, dict[str, float]]:
 
     pipelines = {
         "static  matscholar200 + Roost": make_pipeline(StaticEmbeddingTransformer("matscholar200"), roost()),
-        "dynamic alignn-ff + Roost": make_pipeline(DynamicEmbeddingTransformer("alignn-ff", layer=-1), roost()),
+        "dynamic alignn-ff + Roost": make_pipeline(DynamicEmbeddingTransformer("alignn-ff", stage=-1), roost()),
     }
     results = {
         "predict the training mean": {

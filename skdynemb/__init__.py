@@ -11,6 +11,7 @@ _EXPORTS = {
     "ElementFractionTransformer": "skdynemb.transformers.composition",
     "MagpieTransformer": "skdynemb.transformers.composition",
     "ElementEmbeddingUnion": "skdynemb.transformers.union",
+    "Extractor": "skdynemb.extraction.engine",
     "RoostRegressor": "skdynemb.models.roost",
     "CrabNetRegressor": "skdynemb.models.crabnet",
     "ElemNetRegressor": "skdynemb.models.elemnet",

@@ -41,7 +41,9 @@ def resolve_device(device: str) -> str:
             "(or 'mps' on Apple silicon)"
         )
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r} but no Apple MPS device is available (device='auto' picks a GPU when present)")
+        raise ValueError(
+            f"device={device!r} but no Apple MPS device is available (device='auto' picks a GPU when present)"
+        )
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but no CUDA GPU is available (device='auto' picks one when present)")
     return device

@@ -2,8 +2,8 @@
 
 Layout: ``<memory>/skdynemb/<backbone name>/<key[:2]>/<key>.npz``, one entry per structure.
 
-- The key hashes the structure's content (:meth:`Crystal.content_hash`, after any
-  ``standardize``) and the backbone's whole identity (:func:`skdynemb.provenance.backbone_identity`:
+- The key hashes the structure's content (:meth:`Crystal.content_hash`, in the cell the
+  extractor maps it onto, ``cell=``) and the backbone's whole identity (:func:`skdynemb.provenance.backbone_identity`:
   weights, graph rule and its settings, e.g. a checkpoint's ``config.json`` cutoff, the stage
   layout, and the versions of the code), so a cache never serves rows of another computation.
 - Each entry is a plain ``.npz`` (read with ``allow_pickle=False``: nothing in the folder can
@@ -64,6 +64,23 @@ def cache_location(memory) -> Path | None:
     """Folder for ``memory``: None, a path, or a ``joblib.Memory`` (its ``location``).
 
     An empty path (``""``, which would put the cache in the working directory) is a ValueError.
+
+    Parameters
+    ----------
+    memory : None, str, os.PathLike or joblib.Memory
+        The ``memory`` option of an estimator.
+
+    Returns
+    -------
+    folder : Path or None
+        The cache folder; None for no cache.
+
+    Raises
+    ------
+    TypeError
+        ``memory`` is of another type.
+    ValueError
+        ``memory`` is an empty path.
     """
     location = memory.location if isinstance(memory, joblib.Memory) else memory
     if location is None:
@@ -79,7 +96,13 @@ def cache_location(memory) -> Path | None:
 
 
 def clear_cache(memory) -> None:
-    """Delete every skdynemb entry under ``memory`` (a path or ``joblib.Memory``; other files stay)."""
+    """Delete every skdynemb entry under ``memory`` (a path or ``joblib.Memory``; other files stay).
+
+    Parameters
+    ----------
+    memory : None, str, os.PathLike or joblib.Memory
+        The cache, as given to an estimator's ``memory``; None does nothing.
+    """
     root = cache_location(memory)
     if root is not None:
         shutil.rmtree(root / "skdynemb", ignore_errors=True)
@@ -92,8 +115,15 @@ class _BadEntry(Exception):
 class StageCache:
     """Read/write one backbone's :class:`PooledStages` under ``root/skdynemb/<backbone name>/``.
 
-    ``identity``: the backbone's :func:`~skdynemb.provenance.backbone_identity` (computed from
-    ``backbone`` when None).
+    Parameters
+    ----------
+    root : Path
+        The cache folder (see :func:`cache_location`).
+    backbone : Backbone
+        The backbone whose features are cached (its name, stage and bond / angle widths).
+    identity : dict, optional
+        The backbone's :func:`~skdynemb.provenance.backbone_identity`; computed from ``backbone``
+        when None.
     """
 
     def __init__(self, root: Path, backbone, identity: dict | None = None):
@@ -106,10 +136,33 @@ class StageCache:
         self._writable = True  # False after a failed write: the rest of the run is uncached
 
     def key(self, structure_hash: str) -> str:
+        """Cache key of a structure: a digest of the backbone identity and the structure's content hash.
+
+        Parameters
+        ----------
+        structure_hash : str
+            Content hash of the structure.
+
+        Returns
+        -------
+        key : str
+            Hex digest naming the structure's entry for this backbone.
+        """
         return digest({"identity": self._identity_digest, "structure": structure_hash})
 
     def path(self, structure_hash: str) -> Path:
-        """Where the entry of a structure (by content hash) lives."""
+        """Where the entry of a structure (by content hash) lives.
+
+        Parameters
+        ----------
+        structure_hash : str
+            The structure's content hash.
+
+        Returns
+        -------
+        path : Path
+            ``folder/<key[:2]>/<key>`` plus the entry suffix (the file may not exist).
+        """
         key = self.key(structure_hash)
         return self.folder / key[:2] / f"{key}{_SUFFIX}"
 
@@ -123,6 +176,18 @@ class StageCache:
 
         None also when the entry exists but cannot be used; a :class:`CacheEntryWarning` then
         names the file and the reason, and the caller recomputes (and overwrites) it.
+
+        Parameters
+        ----------
+        structure_hash : str
+            The structure's content hash.
+        numbers : ndarray of shape (n_atoms,), int
+            Its atomic numbers, checked against the entry.
+
+        Returns
+        -------
+        pooled : PooledStages or None
+            The cached element-pooled stages, or None (no usable entry).
         """
         path = self.path(structure_hash)
         try:
@@ -186,7 +251,15 @@ class StageCache:
 
     # ------------------------------------------------------------------ writing
     def put(self, structure_hash: str, pooled: PooledStages) -> None:
-        """Store one structure's pooled stages (atomically; replaces an unusable entry)."""
+        """Store one structure's pooled stages (atomically; replaces an unusable entry).
+
+        Parameters
+        ----------
+        structure_hash : str
+            The structure's content hash.
+        pooled : PooledStages
+            Its element-pooled stages; not stored when a stage has no values.
+        """
         parts = [*pooled.stages, *(pooled.bond or ()), *(pooled.angle or ())]
         if any(a is None for a in parts):  # a stage without values is not a result to keep
             return

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 #: BibTeX entries by key
 ENTRIES = {
-    "gupta2024dynamic": (
-        "@article{gupta2024dynamic, title={Dynamic Embedding Representation for GNNs to Enhance Materials "
-        "Property Prediction with Limited Datasets}, author={Gupta, Vishu and others}, year={2024}}"
+    # venue and DOI from the publisher's record as indexed by the llmXive librarian (2026-06-28); the
+    # record lists the first five authors, then "et al."; volume and article number not yet known to us
+    "gupta2026dynamic": (
+        "@article{gupta2026dynamic, title={Dynamic embedding representation for graph neural networks to "
+        "enhance materials property prediction with limited datasets}, author={Gupta, Vishu and Choudhary, "
+        "Kamal and Li, Youjia and Kilic, Muhammed Nur Talha and Wines, Daniel and others}, journal={Materials "
+        "Research Express}, year={2026}, doi={10.1088/2053-1591/ae5148}}"
     ),
     "choudhary2021alignn": (
         "@article{choudhary2021alignn, title={Atomistic Line Graph Neural Network for improved materials "
@@ -35,6 +39,18 @@ ENTRIES = {
         "journal={Nature Machine Intelligence}, volume={5}, pages={1031--1041}, year={2023}, "
         "doi={10.1038/s42256-023-00716-3}}"
     ),
+    "park2024sevennet": (
+        "@article{park2024sevennet, title={Scalable Parallel Algorithm for Graph Neural Network Interatomic "
+        "Potentials in Molecular Dynamics Simulations}, author={Park, Yutack and Kim, Jaesun and Hwang, "
+        "Seungwoo and Han, Seungwu}, journal={Journal of Chemical Theory and Computation}, volume={20}, "
+        "number={11}, pages={4857--4868}, year={2024}, doi={10.1021/acs.jctc.4c00190}}"
+    ),
+    "kim2024sevennetmf": (
+        "@article{kim2024sevennetmf, title={Data-Efficient Multifidelity Training for High-Fidelity Machine "
+        "Learning Interatomic Potentials}, author={Kim, Jaesun and Kim, Jisu and Kim, Jaehoon and Lee, Jiho "
+        "and Park, Yutack and Kang, Youngho and Han, Seungwu}, journal={Journal of the American Chemical "
+        "Society}, volume={147}, number={1}, pages={1042--1054}, year={2024}, doi={10.1021/jacs.4c14455}}"
+    ),
     "goodall2020roost": (
         "@article{goodall2020roost, title={Predicting materials properties without crystal structure: deep "
         "representation learning from stoichiometry}, author={Goodall, Rhys E. A. and Lee, Alpha A.}, "
@@ -46,6 +62,12 @@ ENTRIES = {
         "Elemental Composition}, author={Jha, Dipendra and Ward, Logan and Paul, Arindam and Liao, Wei-keng "
         "and Choudhary, Alok and Wolverton, Chris and Agrawal, Ankit}, journal={Scientific Reports}, "
         "volume={8}, pages={17593}, year={2018}, doi={10.1038/s41598-018-35934-y}}"
+    ),
+    "wang2021crabnet": (
+        "@article{wang2021crabnet, title={Compositionally restricted attention-based network for materials "
+        "property predictions}, author={Wang, Anthony Yu-Tung and Kauwe, Steven K. and Murdock, Ryan J. and "
+        "Sparks, Taylor D.}, journal={npj Computational Materials}, volume={7}, pages={77}, year={2021}, "
+        "doi={10.1038/s41524-021-00545-1}}"
     ),
     "jain2013materialsproject": (
         "@article{jain2013materialsproject, title={Commentary: The Materials Project: A materials genome "
@@ -73,10 +95,16 @@ BACKBONES = {
     "cgcnn-mp-eform": ("xie2018cgcnn", "jain2013materialsproject"),
     "alignn": ("choudhary2021alignn",),
     "alignn-mp-eform": ("choudhary2021alignn", "jain2013materialsproject"),
-    "chgnet": ("deng2023chgnet",),
+    # CHGNet's versions; MPtrj, their training data, was published with CHGNet (r2SCAN: fine-tuned on MP r2SCAN)
+    **{name: ("deng2023chgnet",) for name in ("chgnet", "chgnet-0.3.0", "chgnet-0.2.0")},
+    "chgnet-r2scan": ("deng2023chgnet", "jain2013materialsproject"),
+    # SevenNet checkpoints, trained on MPtrj (CHGNet's paper); the multi-fidelity one also on MP r2SCAN
+    **{name: ("park2024sevennet", "deng2023chgnet") for name in ("sevenn-0", "sevenn-0-22may2024", "sevenn-l3i5")},
+    "sevenn-mf-0": ("park2024sevennet", "kim2024sevennetmf", "deng2023chgnet", "jain2013materialsproject"),
     # the official ALIGNN-FF checkpoints (the default backbone), trained on JARVIS-DFT energies and forces
     **{name: ("choudhary2021alignn", "choudhary2023alignnff", "choudhary2020jarvis")
-       for name in ("alignn-ff", "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10")},
+       for name in ("alignn-ff", "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10", "alignn-ff-tie-complete",
+                    "alignn-ff-wt10-tie-complete")},
 }
 
 
@@ -97,7 +125,7 @@ def citations(backbone: str | None = None) -> list[str]:
     Examples
     --------
     >>> [entry.split(",")[0] for entry in citations("chgnet")]
-    ['@article{gupta2024dynamic', '@article{deng2023chgnet']
+    ['@article{gupta2026dynamic', '@article{deng2023chgnet']
     """
-    keys = ("gupta2024dynamic", *BACKBONES.get(backbone, ()))
+    keys = ("gupta2026dynamic", *BACKBONES.get(backbone, ()))
     return [ENTRIES[k] for k in keys]

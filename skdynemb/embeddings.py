@@ -26,7 +26,16 @@ NOT_A_2D_ARRAY = (
 class CompoundEmbedding:
     """One compound: ``features[i]`` is the row of ``elements[i]`` with fraction ``fractions[i]``.
 
-    fractions sum to 1 (atomic fractions); features is (n_elements, d) float32.
+    Attributes
+    ----------
+    elements : tuple of str
+        Element symbols, each once.
+    fractions : ndarray of shape (n_elements,)
+        Atomic fractions (sum to 1).
+    features : ndarray of shape (n_elements, d), float32
+        One row per element.
+    id : str, optional
+        The compound's sample id.
     """
 
     elements: tuple[str, ...]
@@ -57,7 +66,15 @@ class CompoundEmbedding:
 
 
 class ElementEmbeddings(Sequence):
-    """A list of :class:`CompoundEmbedding` with shared ``feature_names`` (length d)."""
+    """A list of :class:`CompoundEmbedding` with shared ``feature_names`` (length d).
+
+    Parameters
+    ----------
+    compounds : sequence of CompoundEmbedding
+        The compounds, each with rows of width d.
+    feature_names : sequence of str
+        Names of the d features.
+    """
 
     def __init__(self, compounds: Sequence[CompoundEmbedding], feature_names: Sequence[str]):
         self.compounds = list(compounds)
@@ -69,6 +86,13 @@ class ElementEmbeddings(Sequence):
 
     @property
     def n_features(self) -> int:
+        """Width d of the element rows.
+
+        Returns
+        -------
+        n_features : int
+            ``len(feature_names)``.
+        """
         return len(self.feature_names)
 
     def __len__(self) -> int:
@@ -108,5 +132,15 @@ class ElementEmbeddings(Sequence):
         raise TypeError(NOT_A_2D_ARRAY)
 
     def mean(self) -> np.ndarray:
-        """Fraction-weighted mean row per compound, (n_samples, d): the atom-averaged vector."""
-        return np.stack([c.fractions @ c.features for c in self.compounds]).astype(np.float32)
+        """Fraction-weighted mean row per compound: the atom-averaged vector.
+
+        See :func:`skdynemb.pooling.mean_rows`.
+
+        Returns
+        -------
+        rows : ndarray of shape (n_samples, d)
+            One row per compound.
+        """
+        from skdynemb.pooling import mean_rows
+
+        return mean_rows(self.compounds, self.n_features)

@@ -8,7 +8,17 @@ _SAMPLE_PREFIX = re.compile(r"^sample \d+( \(id=.*?\))?: ")
 
 
 class InvalidSampleError(ValueError):
-    """A sample that cannot be used; the message starts with its index (and id)."""
+    """A sample that cannot be used; the message starts with its index (and id).
+
+    Parameters
+    ----------
+    index : int or None
+        Global index of the sample (None when not known).
+    sample_id : object
+        Its id, or None.
+    problem : str
+        What is wrong, without the sample prefix.
+    """
 
     def __init__(self, index: int | None, sample_id, problem: str):
         self.index, self.sample_id, self.problem = index, sample_id, problem
@@ -27,7 +37,17 @@ class InvalidCompositionError(InvalidSampleError):
 
 
 class StructureWarning(UserWarning):
-    """A structure that is used, but looks suspicious (e.g. two atoms closer than a bond)."""
+    """A structure that is used, but looks suspicious (e.g. two atoms closer than a bond).
+
+    Parameters
+    ----------
+    index : int or None
+        Global index of the sample (None when not known).
+    sample_id : object
+        Its id, or None.
+    problem : str
+        What is wrong, without the sample prefix.
+    """
 
     def __init__(self, index: int | None, sample_id, problem: str):
         self.index, self.sample_id, self.problem = index, sample_id, problem
@@ -49,7 +69,18 @@ def _where(index, sample_id) -> str:
 
 
 def problem_of(exc: BaseException) -> str:
-    """What ``exc`` says is wrong with a sample, without any leading ``"sample N (id=...): "``."""
+    """What ``exc`` says is wrong with a sample, without any leading ``"sample N (id=...): "``.
+
+    Parameters
+    ----------
+    exc : BaseException
+        An error, an :class:`InvalidSampleError` or any other.
+
+    Returns
+    -------
+    problem : str
+        Its message without the sample prefix.
+    """
     if isinstance(exc, InvalidSampleError):
         return exc.problem
     return _SAMPLE_PREFIX.sub("", str(exc))

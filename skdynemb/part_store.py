@@ -34,7 +34,20 @@ META_KEY = b"skdynemb"
 
 # ----------------------------------------------------------------------------- rows as tables
 def schema(feature_names, pooling: str) -> pa.Schema:
-    """Columns of a part and of the parquet output: ``id`` (+ ``element``, ``fraction``), features."""
+    """Columns of a part and of the parquet output: ``id`` (+ ``element``, ``fraction``), features.
+
+    Parameters
+    ----------
+    feature_names : sequence of str
+        The feature columns (float32).
+    pooling : {"mean", "element"}
+        ``"element"`` adds the ``element`` (str) and ``fraction`` (float64) columns.
+
+    Returns
+    -------
+    schema : pyarrow.Schema
+        The columns, in order.
+    """
     head = [pa.field("id", pa.string())]
     if pooling == "element":
         head += [pa.field("element", pa.string()), pa.field("fraction", pa.float64())]
@@ -42,7 +55,22 @@ def schema(feature_names, pooling: str) -> pa.Schema:
 
 
 def to_table(transformer, compounds, table_schema: pa.Schema) -> pa.Table:
-    """The rows of ``compounds`` (fitted ``transformer``'s pooling and feature names) as a table."""
+    """The rows of ``compounds`` (fitted ``transformer``'s pooling and feature names) as a table.
+
+    Parameters
+    ----------
+    transformer : DynamicEmbeddingTransformer
+        The fitted transformer that made the compounds (its ``pooling`` and feature names).
+    compounds : list of CompoundEmbedding
+        Its per-element output for a chunk of structures.
+    table_schema : pyarrow.Schema
+        The columns (:func:`schema`).
+
+    Returns
+    -------
+    table : pyarrow.Table
+        One row per compound (pooling "mean") or per element of each compound ("element").
+    """
     names = transformer.get_feature_names_out()
     if not compounds:
         return table_schema.empty_table()
@@ -63,19 +91,54 @@ def to_table(transformer, compounds, table_schema: pa.Schema) -> pa.Table:
 
 # ----------------------------------------------------------------------------- where things lie
 def parts_dir(output) -> Path:
-    """Folder holding the finished chunks of an unfinished extraction to ``output``."""
+    """Folder holding the finished chunks of an unfinished extraction to ``output``.
+
+    Parameters
+    ----------
+    output : str or Path
+        The extraction's output file.
+
+    Returns
+    -------
+    path : Path
+        ``OUTPUT.parts`` beside the output.
+    """
     output = Path(output)
     return output.with_name(output.name + ".parts")
 
 
 def errors_path(output) -> Path:
-    """CSV listing the structures skipped as invalid (``index,id,reason``)."""
+    """CSV listing the structures skipped as invalid (``index,id,reason``).
+
+    Parameters
+    ----------
+    output : str or Path
+        The extraction's output file.
+
+    Returns
+    -------
+    path : Path
+        ``OUTPUT.errors.csv`` beside the output.
+    """
     output = Path(output)
     return output.with_name(output.name + ".errors.csv")
 
 
 def part_path(parts: Path, chunk: int) -> Path:
-    """The parquet file of finished chunk ``chunk``."""
+    """The parquet file of finished chunk ``chunk``.
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    chunk : int
+        The chunk's number, from 0.
+
+    Returns
+    -------
+    path : Path
+        ``parts/part-NNNNNN.parquet``.
+    """
     return parts / f"part-{chunk:06d}.parquet"
 
 
@@ -84,7 +147,18 @@ class OutputBusyError(RuntimeError):
 
 
 def lock_path(output) -> Path:
-    """The lock file held while an extraction writes ``output``."""
+    """The lock file held while an extraction writes ``output``.
+
+    Parameters
+    ----------
+    output : str or Path
+        The extraction's output file.
+
+    Returns
+    -------
+    path : Path
+        ``OUTPUT.lock`` beside the output.
+    """
     output = Path(output)
     return output.with_name(output.name + ".lock")
 
@@ -97,6 +171,21 @@ def output_lock(output):
     raises :class:`OutputBusyError` naming the lock file at once, instead of both writing the
     same part files. The lock goes with the process (nothing stale stays locked after a kill);
     the file is removed on leaving.
+
+    Parameters
+    ----------
+    output : str or Path
+        The extraction's output file.
+
+    Yields
+    ------
+    None
+        The body runs holding the lock.
+
+    Raises
+    ------
+    OutputBusyError
+        Another extraction holds the lock.
     """
     import fcntl
 
@@ -134,7 +223,13 @@ def _refuse_link(parts: Path) -> None:
 
 
 def discard_parts(parts: Path) -> None:
-    """Delete the part folder (never through a symbolic link, which is an error instead)."""
+    """Delete the part folder (never through a symbolic link, which is an error instead).
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    """
     _refuse_link(parts)
     shutil.rmtree(parts, ignore_errors=True)
 
@@ -145,6 +240,14 @@ def prepare_parts(parts: Path, manifest: dict) -> None:
 
     ``parts`` must be a real folder: a symbolic link there is refused (a ``ValueError``), so
     that nothing is written or deleted where it points.
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    manifest : dict
+        JSON-able description of the extraction (input, settings); a folder holding another
+        manifest raises ``ValueError`` naming the keys that differ.
     """
     _refuse_link(parts)
     path = parts / "manifest.json"
@@ -165,14 +268,45 @@ def prepare_parts(parts: Path, manifest: dict) -> None:
 def write_part(
     parts: Path, chunk: int, table: pa.Table, ids: list[str], errors: list, hashes: list[str], settings: str
 ) -> None:
-    """A finished chunk: its rows, plus the ids, content hashes and settings digest it was computed for."""
+    """Write a finished chunk: its rows, plus the ids, content hashes and settings digest it was computed for.
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    chunk : int
+        The chunk's number.
+    table : pyarrow.Table
+        Its rows (:func:`to_table`).
+    ids : list of str
+        The ids of the chunk's structures (skipped ones included).
+    errors : list of tuple
+        ``(index, id, reason)`` of the structures skipped as invalid.
+    hashes : list of str
+        Content hash of each structure (:func:`skdynemb.records.record_hash`).
+    settings : str
+        Digest of the extraction's settings.
+    """
     meta = {"chunk": chunk, "ids": ids, "sha256": hashes, "settings": settings, "errors": [list(e) for e in errors]}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta)})
     atomic_write(part_path(parts, chunk), lambda tmp: pq.write_table(table, tmp))
 
 
 def part_meta(parts: Path, chunk: int) -> dict | None:
-    """The metadata of a finished chunk, or None when absent or unreadable."""
+    """The metadata of a finished chunk, or None when absent or unreadable.
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    chunk : int
+        The chunk's number.
+
+    Returns
+    -------
+    meta : dict or None
+        ``chunk``, ``ids``, ``sha256``, ``settings`` and ``errors``, as :func:`write_part` wrote them.
+    """
     path = part_path(parts, chunk)
     if not path.exists():
         return None
@@ -183,12 +317,44 @@ def part_meta(parts: Path, chunk: int) -> dict | None:
 
 
 def part_matches(meta: dict | None, ids: list[str], hashes: list[str], settings: str) -> bool:
-    """Whether a part's metadata says it holds exactly these ids, with this content and settings."""
+    """Whether a part's metadata says it holds exactly these ids, with this content and settings.
+
+    Parameters
+    ----------
+    meta : dict or None
+        The part's metadata (:func:`part_meta`).
+    ids : list of str
+        The chunk's ids now.
+    hashes : list of str
+        Their content hashes now.
+    settings : str
+        The settings digest now.
+
+    Returns
+    -------
+    matches : bool
+        True when the part can be reused.
+    """
     return meta is not None and meta["ids"] == ids and meta.get("sha256") == hashes and meta.get("settings") == settings
 
 
 def changed_records(meta: dict, ids: list[str], hashes: list[str]) -> str:
-    """Which records of a finished chunk differ from the input now (for messages)."""
+    """Which records of a finished chunk differ from the input now (for messages).
+
+    Parameters
+    ----------
+    meta : dict
+        The part's metadata (:func:`part_meta`).
+    ids : list of str
+        The chunk's ids.
+    hashes : list of str
+        Their content hashes now.
+
+    Returns
+    -------
+    message : str
+        How many changed, naming the first five.
+    """
     old = meta.get("sha256") or [None] * len(ids)
     changed = [sid for sid, a, b in zip(ids, old, hashes) if a != b]
     shown = ", ".join(repr(c) for c in changed[:5]) + (" ..." if len(changed) > 5 else "")
@@ -204,8 +370,35 @@ def _row_ids(table: pa.Table, pooling: str) -> list[str]:
 
 
 def read_parts(parts: Path, n_chunks: int, chunk_ids, chunk_hashes: dict, settings: str, pooling: str):
-    """Yield (table, errors) per chunk in order, checking each covers exactly its ids
-    (``chunk_ids(k)``), for the same content (``chunk_hashes``, as read in this run) and settings."""
+    """Yield (table, errors) per chunk in order, checking each covers exactly its ids.
+
+    Parameters
+    ----------
+    parts : Path
+        The part folder (:func:`parts_dir`).
+    n_chunks : int
+        Number of chunks of the input.
+    chunk_ids : callable
+        ``chunk_ids(k)``: the ids of chunk ``k``.
+    chunk_hashes : dict
+        Chunk number -> content hashes of its structures, as read in this run.
+    settings : str
+        The settings digest.
+    pooling : {"mean", "element"}
+        The output's pooling (how rows map to ids).
+
+    Yields
+    ------
+    table : pyarrow.Table
+        The chunk's rows, without the part metadata.
+    errors : list
+        ``[index, id, reason]`` of its skipped structures.
+
+    Raises
+    ------
+    RuntimeError
+        A part is missing, holds other ids, content or settings, or rows that do not match its ids.
+    """
     for k in range(n_chunks):
         meta = part_meta(parts, k)
         expected = chunk_ids(k)

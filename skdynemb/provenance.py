@@ -39,7 +39,8 @@ def _plain(value):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
-        return {"dtype": str(data.dtype), "shape": list(data.shape), "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
+        sha = hashlib.sha256(data.tobytes()).hexdigest()
+        return {"dtype": str(data.dtype), "shape": list(data.shape), "sha256": sha}
     if isinstance(value, (np.generic,)):
         return value.item()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -54,7 +55,19 @@ def _plain(value):
 
 
 def module_configuration(module: torch.nn.Module) -> dict:
-    """Scalar settings of every sub-module (public attributes: numbers, strings, dataclasses)."""
+    """Scalar settings of every sub-module (public attributes: numbers, strings, dataclasses).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    settings : dict
+        Sub-module name (``"."`` for the root) -> its settings as JSON-able values; arrays and
+        tensors as their dtype, shape and SHA-256.
+    """
     out = {}
     for name, sub in module.named_modules():
         settings = {
@@ -71,7 +84,18 @@ def module_configuration(module: torch.nn.Module) -> dict:
 def backbone_identity(backbone, fingerprint: str | None = None) -> dict:
     """Everything that determines ``backbone``'s rows for a given structure, as JSON-able data.
 
-    ``fingerprint``: the weights hash (:meth:`Backbone.fingerprint`) when already computed.
+    Parameters
+    ----------
+    backbone : Backbone
+        The backbone.
+    fingerprint : str, optional
+        The weights hash (:meth:`Backbone.fingerprint`) when already computed.
+
+    Returns
+    -------
+    identity : dict
+        JSON-able: the backbone class and fields, weights and buffer hashes, the module's class
+        and configuration, and the versions of skdynemb and of the model's package.
     """
     cls = type(backbone)
     root = cls.__module__.split(".")[0]
@@ -94,5 +118,16 @@ def backbone_identity(backbone, fingerprint: str | None = None) -> dict:
 
 
 def digest(obj) -> str:
-    """SHA-256 of a JSON-able object (keys sorted), as hex."""
+    """SHA-256 of a JSON-able object (keys sorted), as hex.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-able data (other values are written with ``str``).
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal digits.
+    """
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

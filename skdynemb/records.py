@@ -127,7 +127,17 @@ def _open_text(path: Path):
 
 @dataclass
 class RecordSource:
-    """A structure collection read lazily: ``ids`` in input order, :meth:`records` streams them."""
+    """A structure collection read lazily: ``ids`` in input order, :meth:`records` streams them.
+
+    Build it with :func:`open_source`.
+
+    Attributes
+    ----------
+    path : Path
+        The folder or JSON file.
+    ids : list of str
+        The ids, in input order.
+    """
 
     path: Path
     ids: list[str]
@@ -186,8 +196,33 @@ def _folder_source(folder: Path) -> RecordSource:
 
 
 def pick_field(name: str | None, candidates: tuple[str, ...], keys, what: str, where: str, option: str) -> str:
-    """The field to read: ``name`` if ``keys`` holds it, else the first of ``candidates`` found there;
-    otherwise a ValueError naming ``where`` and the ``option`` that sets it."""
+    """The field to read: ``name`` if ``keys`` holds it, else the first of ``candidates`` found there.
+
+    Parameters
+    ----------
+    name : str or None
+        The field asked for (None: pick from ``candidates``).
+    candidates : tuple of str
+        Usual names of the field, in order of preference.
+    keys : collection of str
+        The fields the input has.
+    what : str
+        What the field holds (``"id"``, ``"structure"``), for messages.
+    where : str
+        The input, for messages.
+    option : str
+        The option that sets the field (e.g. ``"--id-field"``), for messages.
+
+    Returns
+    -------
+    field : str
+        The field to read.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not in ``keys``, or no candidate is; naming ``where`` and ``option``.
+    """
     if name is not None:
         if name not in keys:
             raise ValueError(f"{where} has no {what} field {name!r} (fields: {sorted(keys)})")
@@ -304,8 +339,12 @@ def _split_ids(path: Path, id_field, structure_field) -> tuple[list[str], int]:
                 continue
             if columns is None:
                 raise ValueError(f"{path}: 'data' comes before 'columns' in this pandas 'split' table")
-            structure_field = pick_field(structure_field, STRUCTURE_FIELDS, columns, "structure", where, "--structure-field")
-            id_col = None if id_field is None else columns.index(pick_field(id_field, (), columns, "id", where, "--id-field"))
+            structure_field = pick_field(
+                structure_field, STRUCTURE_FIELDS, columns, "structure", where, "--structure-field"
+            )
+            id_col = None
+            if id_field is not None:
+                id_col = columns.index(pick_field(id_field, (), columns, "id", where, "--id-field"))
             for i, row in enumerate(reader.items()):
                 if not isinstance(row, list) or len(row) != len(columns):
                     raise ValueError(f"{path}: row {i} is not a list of {len(columns)} values (columns {columns})")
@@ -348,6 +387,20 @@ def open_source(path, id_field: str | None = None, structure_field: str | None =
     or the ``id_field`` column; "split" is what matminer's ``store_dataframe_as_json`` writes, also
     bz2-compressed). Field names default to the first of :data:`ID_FIELDS` /
     :data:`STRUCTURE_FIELDS` present. Duplicate or missing ids raise ``ValueError``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder or JSON file.
+    id_field : str, optional
+        Field (or column) holding the ids of JSON input.
+    structure_field : str, optional
+        Field (or column) holding the structures of JSON input.
+
+    Returns
+    -------
+    source : RecordSource
+        Its ``ids`` (input order); ``records()`` streams ``(index, id, raw structure)``.
     """
     path = Path(path)
     if path.is_dir():
@@ -374,7 +427,18 @@ def open_source(path, id_field: str | None = None, structure_field: str | None =
 
 
 def record_hash(raw) -> str:
-    """Content hash of one raw record (a file's bytes, CIF/POSCAR text, or a structure dict's JSON)."""
+    """Content hash of one raw record (a file's bytes, CIF/POSCAR text, or a structure dict's JSON).
+
+    Parameters
+    ----------
+    raw : Path, str or dict
+        A structure file, structure text, or a structure dict.
+
+    Returns
+    -------
+    digest : str
+        The first 32 hexadecimal digits of its SHA-256.
+    """
     if isinstance(raw, Path):
         data = raw.read_bytes()
     elif isinstance(raw, str):

@@ -53,7 +53,17 @@ _MAGPIE_MAX_Z = 97  # Bk
 
 
 class UnknownElementError(ValueError):
-    """An element that a static table has no row for."""
+    """An element that a static table has no row for.
+
+    Parameters
+    ----------
+    table : str
+        The table's name.
+    elements : iterable of str
+        The element symbols it lacks.
+    covered : int
+        How many elements it covers.
+    """
 
     def __init__(self, table: str, elements, covered: int):
         self.table, self.elements = table, tuple(elements)

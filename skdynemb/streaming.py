@@ -61,7 +61,7 @@ from skdynemb.records import (
     pick_field,
     record_hash,
 )
-from skdynemb.structures import string_kind, to_crystal
+from skdynemb.structures import string_kind
 from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
 with needs_extra(PARQUET_USERS):
@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 OUTPUT_FORMATS = (".parquet", ".npz")
-_MANIFEST_VERSION = 2
+_MANIFEST_VERSION = 3  # 3: "stages" and "cell" (were "layers" and "standardize")
 
 
 # ----------------------------------------------------------------------------- features per piece
@@ -89,19 +89,20 @@ def _featurize(transformer, records, table_schema: pa.Schema, skip_invalid: bool
     ``skip_invalid`` is off. Warnings come back as data too, for the caller to re-issue.
     """
     exit_with_parent(parent)
-    crystals, indices, errors = [], [], []
+    raws, ids, indices, errors = [], [], [], []
     with warnings.catch_warnings(record=True) as caught:
         for index, sample_id, raw in records:
-            try:
-                if isinstance(raw, str) and string_kind(raw.strip()) != "text":
-                    raise InvalidStructureError(index, sample_id, "structure field holds one line, not CIF/POSCAR text")
-                crystals.append(to_crystal(raw, index=index, id=sample_id))
+            if isinstance(raw, str) and string_kind(raw.strip()) != "text":  # a record holds text, never a path
+                errors.append((index, sample_id, "structure field holds one line, not CIF/POSCAR text"))
+            else:
+                raws.append(raw)
+                ids.append(sample_id)
                 indices.append(index)
-            except InvalidStructureError as exc:
-                errors.append((index, sample_id, exc.problem))
         if errors and not skip_invalid:
             return None, errors, [w.message for w in caught]
-        compounds, failed = transformer._compounds(crystals, indices, stop_on_error=not skip_invalid)
+        compounds, failed = transformer.extractor_.extract(
+            raws, ids, indices, stop_on_error=not skip_invalid, memory=transformer.memory
+        )
     errors = sorted(errors + failed, key=lambda e: e[0])
     if errors and not skip_invalid:
         return None, errors, [w.message for w in caught]
@@ -113,9 +114,20 @@ def _featurize(transformer, records, table_schema: pa.Schema, skip_invalid: bool
 class ExtractionSummary:
     """What :func:`extract_to_file` wrote.
 
-    n_structures: input structures; n_rows: rows written (per structure for ``"mean"``, per
-    element for ``"element"``); errors: ``(index, id, reason)`` of skipped structures, listed in
-    ``errors_file`` (None when there are none); resumed_chunks: chunks found finished on disk.
+    Attributes
+    ----------
+    output : Path
+        The file written.
+    n_structures : int
+        Input structures.
+    n_rows : int
+        Rows written (per structure for ``"mean"``, per element for ``"element"``).
+    errors : list of (int, str, str)
+        ``(index, id, reason)`` of skipped structures.
+    errors_file : Path or None
+        The CSV listing them (None when there are none).
+    resumed_chunks : int
+        Chunks found finished on disk.
     """
 
     output: Path
@@ -140,8 +152,8 @@ def _settings(transformer, source: RecordSource, chunk_size: int) -> dict:
         "backbone": transformer.backbone,
         "fingerprint": transformer.fingerprint_,
         "backbone_identity": digest(transformer.backbone_identity_),
-        "standardize": transformer.standardize,
-        "layers": list(transformer.layers_),
+        "cell": transformer.extractor_.cell,
+        "stages": list(transformer.stages_),
         "pooling": transformer.pooling,
         "compound_features": transformer.compound_features,
         "feature_names": [str(n) for n in transformer.get_feature_names_out()],
@@ -173,13 +185,17 @@ def extract_to_file(
         ``element``, ``fraction`` + features (npz adds ``elements``, ``fractions``). Parquet is
         written part by part; npz is assembled in memory.
     transformer : DynamicEmbeddingTransformer, optional
-        Default: one with its default parameters (backbone ``"alignn-ff"``; pass
+        Default: one with its default parameters (backbone
+        :data:`~skdynemb.extraction.DEFAULT_BACKBONE`, ``"alignn-ff"``; pass
         ``DynamicEmbeddingTransformer("cgcnn-mp-eform")`` for the ~25x faster shipped backbone).
-        Backbone, layer, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
+        Backbone, stage, pooling, batch size, device and ``n_jobs``. Fitted here if needed (a
         clone; yours is left as is). With ``n_jobs`` > 1 each batch is parsed and featurized
         by a joblib worker (any backend: loky, or dask under ``joblib.parallel_config("dask")``).
-    chunk_size : int
+    chunk_size : int, default=1000
         Structures per part file: the unit of memory use and of resumption.
+    id_field, structure_field : str, optional
+        The record fields holding the id and the structure, for record files; None: picked from
+        the known names (:data:`~skdynemb.records.ID_FIELDS`, :data:`~skdynemb.records.STRUCTURE_FIELDS`).
     skip_invalid : bool
         False: the first structure that cannot be read or featurized raises
         :class:`~skdynemb.errors.InvalidStructureError` naming it (finished chunks are kept).
@@ -187,11 +203,20 @@ def extract_to_file(
     overwrite : bool
         Replace an existing ``output`` and discard unfinished parts; otherwise an existing
         ``output`` is an error and unfinished parts of the same extraction are resumed.
+    progress : bool, default=True
+        tqdm progress bar over the structures.
+
+    Returns
+    -------
+    summary : ExtractionSummary
+        The output path, the structure and row counts, the skipped structures and the chunks
+        found finished on disk.
 
     Notes
     -----
     ``OUTPUT.lock`` is held while this runs: a second extraction into the same output fails at
-    once (:class:`~skdynemb.part_store.OutputBusyError`). ``OUTPUT.parts`` must be a real folder (a symbolic link is refused).
+    once (:class:`~skdynemb.part_store.OutputBusyError`). ``OUTPUT.parts`` must be a real folder (a symbolic
+    link is refused).
     In ``OUTPUT.errors.csv``, an id or reason that starts with ``=``, ``+``, ``-``, ``@``, a tab or
     a carriage return is written with a leading ``'``, so that no spreadsheet runs it as a formula.
     """
@@ -308,7 +333,7 @@ def _merge(
 ) -> ExtractionSummary:
     pooling, names = fitted.pooling, settings["feature_names"]
     output_schema = schema(names, pooling)
-    keys = ("backbone", "fingerprint", "backbone_identity", "layers", "pooling", "compound_features", "standardize")
+    keys = ("backbone", "fingerprint", "backbone_identity", "stages", "pooling", "compound_features", "cell")
     provenance = {k: settings[k] for k in keys}
     provenance["weights"] = None if fitted.weights is None else str(fitted.weights)
     every_record = "".join(h for k in range(n_chunks) for h in chunk_hashes[k])

@@ -68,31 +68,70 @@ class Crystal:
 
     @property
     def cart_coords(self) -> np.ndarray:
-        """(N, 3) Cartesian coordinates in Å."""
+        """Cartesian coordinates of the sites.
+
+        Returns
+        -------
+        cart_coords : ndarray of shape (n_sites, 3)
+            In Å.
+        """
         return self.frac_coords @ self.lattice
 
     @property
     def num_sites(self) -> int:
+        """Number of sites (atoms) in the cell.
+
+        Returns
+        -------
+        num_sites : int
+            ``len(numbers)``.
+        """
         return len(self.numbers)
 
     @property
     def symbols(self) -> list[str]:
+        """Element symbol of every site.
+
+        Returns
+        -------
+        symbols : list of str
+            In site order, e.g. ``["Li", "Co", "O", "O"]``.
+        """
         from pymatgen.core.periodic_table import Element
 
         return [Element.from_Z(int(z)).symbol for z in self.numbers]
 
     @property
     def volume(self) -> float:
-        """Cell volume in Å³."""
+        """Cell volume.
+
+        Returns
+        -------
+        volume : float
+            In Å³.
+        """
         return float(abs(np.linalg.det(self.lattice)))
 
     def to_pymatgen(self):
+        """The crystal as a pymatgen Structure (no id, no site properties).
+
+        Returns
+        -------
+        structure : pymatgen.core.Structure
+            Same lattice, species and fractional coordinates.
+        """
         from pymatgen.core import Lattice, Structure
 
         return Structure(Lattice(self.lattice), self.symbols, self.frac_coords)
 
     def content_hash(self) -> str:
-        """SHA-256 of lattice, coordinates and species (not the id): a cache key."""
+        """SHA-256 of lattice, coordinates and species (not the id): a cache key.
+
+        Returns
+        -------
+        digest : str
+            64 hexadecimal digits.
+        """
         h = hashlib.sha256()
         for arr in (self.lattice, self.frac_coords):
             h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
@@ -161,7 +200,8 @@ def _from_jarvis(atoms, index, sample_id) -> Crystal:
         try:
             numbers.append(Element(symbol).Z)
         except ValueError:
-            raise InvalidStructureError(index, sample_id, f"site {k} holds {symbol!r}, not a chemical element") from None
+            problem = f"site {k} holds {symbol!r}, not a chemical element"
+            raise InvalidStructureError(index, sample_id, problem) from None
     return Crystal(lattice, frac, np.array(numbers, dtype=np.int64).reshape(-1), sample_id)
 
 
@@ -244,7 +284,8 @@ def _from_text(text: str, index, sample_id):
 
     fmt = "cif" if ("_cell_length_a" in text or text.lstrip().startswith("data_")) else "poscar"
     cif_text = text if fmt == "cif" else None
-    result = _parse(lambda: Structure.from_str(text, fmt=fmt), f"could not parse {fmt.upper()} text", index, sample_id, cif_text)
+    failure = f"could not parse {fmt.upper()} text"
+    result = _parse(lambda: Structure.from_str(text, fmt=fmt), failure, index, sample_id, cif_text)
     if fmt == "cif":
         _warn_unchecked_cif(text, index, sample_id)
     return result
@@ -256,6 +297,16 @@ def string_kind(text: str) -> str:
     ``"text"``: CIF/POSCAR text (it holds a newline, or is too long to be a path);
     ``"path"``: it names an existing file; ``"line"``: one line naming no file (a chemical
     formula, or a structure file that does not exist).
+
+    Parameters
+    ----------
+    text : str
+        The string given as a sample.
+
+    Returns
+    -------
+    kind : {"text", "path", "line"}
+        What it is.
     """
     if "\n" in text or len(text) >= 4096:
         return "text"
@@ -327,7 +378,18 @@ def _validate(crystal: Crystal, index, sample_id, close_contact: float = CLOSE_C
 
 
 def shortest_lattice_vector(lattice: np.ndarray) -> float:
-    """Length (Å) of the shortest non-zero lattice vector: the distance of a site to its own images."""
+    """Length of the shortest non-zero lattice vector: the distance of a site to its own images.
+
+    Parameters
+    ----------
+    lattice : ndarray of shape (3, 3)
+        Lattice vectors as rows, in Å.
+
+    Returns
+    -------
+    length : float
+        In Å.
+    """
     from pymatgen.core import Lattice
 
     reduced = Lattice(lattice).get_lll_reduced_lattice().matrix
@@ -376,8 +438,27 @@ def _check_distances(crystal: Crystal, index, sample_id, close_contact: float) -
 def to_crystal(obj, index: int | None = None, id: str | None = None, close_contact: float = CLOSE_CONTACT) -> Crystal:
     """Coerce one structure-like object into a validated :class:`Crystal`.
 
-    ``index`` and ``id`` only label error messages (and ``id`` is carried on the result).
-    ``close_contact`` (Å): two sites closer than this give a :class:`StructureWarning`.
+    Parameters
+    ----------
+    obj : object
+        One of the accepted inputs (see the module): a Crystal, pymatgen Structure or dict, ASE
+        or jarvis-tools Atoms, CIF or POSCAR text, or a path to such a file.
+    index : int, optional
+        Global sample index, for messages.
+    id : str, optional
+        Sample id, for messages; carried on the result.
+    close_contact : float, default=CLOSE_CONTACT
+        Two sites closer than this (Å) give a :class:`StructureWarning`.
+
+    Returns
+    -------
+    crystal : Crystal
+        The validated structure.
+
+    Raises
+    ------
+    InvalidStructureError
+        Naming the sample, for anything the module's checks reject.
     """
     result = _to_pymatgen_like(obj, index, id)
     if not isinstance(result, Crystal):
@@ -392,9 +473,23 @@ def standardize(crystal: Crystal, cell: str | None, index: int | None = None) ->
     cell, found with tolerance :data:`SYMPREC` and symmetrized: atoms moved by at most about
     that much onto their ideal positions; lattice (Å) and fractional coordinates rounded to 8
     decimals and sites sorted by element and position, so that a primitive, conventional or
-    super-cell input gives bitwise the same cell) or ``"niggli"`` (the Niggli-reduced basis of the given cell: the same
-    for every choice of basis vectors of the same lattice; atoms not moved, a supercell stays a
-    supercell). Sites may be reordered; the id is kept. ``index`` labels error messages.
+    super-cell input gives bitwise the same cell) or ``"niggli"`` (the Niggli-reduced basis of
+    the given cell: the same for every choice of basis vectors of the same lattice; atoms not
+    moved, a supercell stays a supercell). Sites may be reordered; the id is kept.
+
+    Parameters
+    ----------
+    crystal : Crystal
+        The structure.
+    cell : {None, "primitive", "niggli"}
+        Which cell (see above).
+    index : int, optional
+        Global sample index, for messages.
+
+    Returns
+    -------
+    crystal : Crystal
+        The structure in that cell.
     """
     if cell is None:
         return crystal
@@ -458,9 +553,22 @@ def to_crystals(
 ) -> list[Crystal]:
     """Coerce a sequence (list, tuple, pandas Series) of structures; errors and warnings name the index.
 
-    ``n_jobs``: joblib workers that parse chunks of :data:`PARSE_CHUNK` structures in parallel
-    (worth it for CIF/POSCAR text and files; None or 1 parses here). ``close_contact``: see
-    :func:`to_crystal`.
+    Parameters
+    ----------
+    structures : sequence
+        Structure-like objects (see :func:`to_crystal`); a pandas Series gives its index as ids.
+    ids : sequence, optional
+        One id per structure, for messages and outputs (default: a Crystal's own id, or None).
+    n_jobs : int, optional
+        joblib workers that parse chunks of :data:`PARSE_CHUNK` structures in parallel (worth it
+        for CIF/POSCAR text and files); None or 1 parses here.
+    close_contact : float, default=CLOSE_CONTACT
+        See :func:`to_crystal` (Å).
+
+    Returns
+    -------
+    crystals : list of Crystal
+        The validated structures, in order.
     """
     if hasattr(structures, "tolist") and not isinstance(structures, np.ndarray):
         if ids is None and hasattr(structures, "index"):

@@ -122,7 +122,8 @@ def test_geometry_guard_names_a_tiny_cell_and_its_neighbour_count(backbone, real
     X = [*structures[:2], _tiny_cell(0.4), structures[2]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StructureWarning)  # 0.4 Å to its own image: a close contact
-        with pytest.raises(InvalidStructureError, match=r"^sample 2 \(id='tiny'\): a site would have about \d+ neighbours"):
+        with pytest.raises(InvalidStructureError,
+                           match=r"^sample 2 \(id='tiny'\): a site would have about \d+ neighbours"):
             transformer.transform(__import__("pandas").Series(X, index=[*ids[:2], "tiny", ids[2]]))
 
 
@@ -130,7 +131,8 @@ def test_geometry_guard_counts_collapsed_atoms_exactly(real):
     from skdynemb.backbones._geometry import NeighbourBound, check_geometry
 
     crystal = to_crystal(_collapsed(real[0][0]), index=7, id="blob", close_contact=0.0)
-    with pytest.raises(InvalidStructureError, match=r"^sample 7 \(id='blob'\): site \d+ would have (\d+) neighbours") as err:
+    with pytest.raises(InvalidStructureError,
+                       match=r"^sample 7 \(id='blob'\): site \d+ would have (\d+) neighbours") as err:
         check_geometry(crystal, NeighbourBound.for_cutoff(6.0), 7, "chgnet")
     assert int(err.value.problem.split(" would have ")[1].split()[0]) >= 999
     for structure in real[0]:  # real crystals pass the guard of every shipped cutoff
@@ -175,7 +177,8 @@ def test_chgnet_refuses_a_tiny_cell_with_bounded_memory(a, tmp_path):
     done = subprocess.run([sys.executable, str(script), str(a)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = dict(line.split(" ", 1) for line in done.stdout.strip().splitlines())
-    assert "ERROR" in lines and "sample 0" in lines["ERROR"] and "neighbours within chgnet's 6 Å cutoff" in lines["ERROR"]
+    assert "ERROR" in lines and "sample 0" in lines["ERROR"]
+    assert "neighbours within chgnet's 6 Å cutoff" in lines["ERROR"]
     assert float(lines["PEAK_RSS_MB"]) - float(lines["BEFORE_RSS_MB"]) < 1024
 
 
@@ -187,7 +190,9 @@ def test_a_formula_amount_pymatgen_would_drop_is_an_error():
 
 def _cif(structure: Structure, formula: bool = True) -> str:
     text = str(CifWriter(structure))
-    return text if formula else "".join(l for l in text.splitlines(True) if not l.startswith("_chemical_formula"))
+    if formula:
+        return text
+    return "".join(line for line in text.splitlines(True) if not line.startswith("_chemical_formula"))
 
 
 def test_truncated_cifs(real):
@@ -195,7 +200,8 @@ def test_truncated_cifs(real):
     full = _cif(big, formula=False)
     lines = full.splitlines(True)
     # cut in the middle of the last atom row: named as a file cut short
-    with pytest.raises(InvalidStructureError, match=r"^sample 0 \(id='x'\): .*ends in the middle of a row \(a file cut short\?\)"):
+    with pytest.raises(InvalidStructureError,
+                       match=r"^sample 0 \(id='x'\): .*ends in the middle of a row \(a file cut short\?\)"):
         to_crystal(full[:-12], index=0, id="x")
     # cut at a line end without a formula line: cannot be detected, so a warning says so (documented)
     with pytest.warns(StructureWarning, match=r"^sample 0 \(id='x'\): CIF declares no formula"):
@@ -210,7 +216,8 @@ def test_partial_occupancy_is_reported_as_disorder_not_truncation(real):
     lines = _cif(real[0][0]).splitlines(True)
     row = max(k for k, line in enumerate(lines) if line.rstrip().endswith(" 1"))
     lines[row] = lines[row].rstrip()[:-1] + "0.5\n"
-    with pytest.raises(InvalidStructureError, match=r"^sample 4 \(id='half'\): site \d+ is disordered or partially occupied"):
+    with pytest.raises(InvalidStructureError,
+                       match=r"^sample 4 \(id='half'\): site \d+ is disordered or partially occupied"):
         to_crystal("".join(lines), index=4, id="half")
 
 
@@ -294,7 +301,8 @@ def test_extractions_into_one_output_are_locked(real, tmp_path):
     from skdynemb.part_store import output_lock
     from skdynemb.streaming import OutputBusyError, extract_to_file
 
-    source = _records_file(tmp_path / "in.json", [{"id": i, "structure": s.as_dict()} for i, s in zip(real[1], real[0][:3])])
+    source = _records_file(tmp_path / "in.json",
+                           [{"id": i, "structure": s.as_dict()} for i, s in zip(real[1], real[0][:3])])
     out = tmp_path / "emb.parquet"
     t = DynamicEmbeddingTransformer("cgcnn-mp-eform", pooling="mean", progress=False)
     with output_lock(out):  # as another running `skdynemb extract` holds it
@@ -316,7 +324,8 @@ def test_a_symlinked_parts_folder_is_not_followed(real, tmp_path):
     (tmp_path / "emb.parquet.parts").symlink_to(elsewhere)
     for overwrite in (False, True):
         with pytest.raises(ValueError, match="is a symbolic link"):
-            extract_to_file(source, out, DynamicEmbeddingTransformer("cgcnn-mp-eform"), overwrite=overwrite, progress=False)
+            extract_to_file(source, out, DynamicEmbeddingTransformer("cgcnn-mp-eform"), overwrite=overwrite,
+                            progress=False)
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
 
 
@@ -325,7 +334,8 @@ def test_ids_with_a_nul_character_are_refused(real, tmp_path):
 
     source = _records_file(
         tmp_path / "in.json",
-        [{"id": "JVASP-1", "structure": real[0][0].as_dict()}, {"id": "JVASP-1\x00", "structure": real[0][1].as_dict()}],
+        [{"id": "JVASP-1", "structure": real[0][0].as_dict()},
+         {"id": "JVASP-1\x00", "structure": real[0][1].as_dict()}],
     )
     with pytest.raises(ValueError, match=r"record 1 has the id 'JVASP-1\\x00', which holds the control character"):
         open_source(source)
@@ -344,7 +354,8 @@ def test_errors_csv_escapes_spreadsheet_formulas(real, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StructureWarning)
         summary = extract_to_file(_records_file(tmp_path / "in.json", records), out,
-                                  DynamicEmbeddingTransformer("cgcnn-mp-eform", pooling="mean"), skip_invalid=True, progress=False)
+                                  DynamicEmbeddingTransformer("cgcnn-mp-eform", pooling="mean"),
+                                  skip_invalid=True, progress=False)
     assert summary.n_rows == 1 and [e[0] for e in summary.errors] == [0, 2, 3]
     with open(summary.errors_file, newline="") as fh:
         rows = list(csv.reader(fh))[1:]

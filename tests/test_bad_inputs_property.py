@@ -25,7 +25,8 @@ from skdynemb import DynamicEmbeddingTransformer, ElemNetRegressor  # noqa: E402
 from skdynemb.errors import InvalidSampleError  # noqa: E402
 
 #: elements of common real crystals (all in CGCNN's table)
-ELEMENTS = ["H", "Li", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "S", "Cl", "K", "Ca", "Ti", "Fe", "Co", "Cu", "Zn", "Ba"]
+ELEMENTS = ["H", "Li", "C", "N", "O", "F", "Na", "Mg", "Al", "Si",
+            "S", "Cl", "K", "Ca", "Ti", "Fe", "Co", "Cu", "Zn", "Ba"]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 real_lengths, tiny_lengths = st.floats(2.5, 9.0), st.floats(0.15, 1.0)  # Å
@@ -74,7 +75,8 @@ def cgcnn():
     return DynamicEmbeddingTransformer("cgcnn-mp-eform", pooling="mean", progress=False).fit()
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_input_gives_a_named_error_or_finite_output(cgcnn, data):
     samples = data.draw(st.lists(structures(), min_size=1, max_size=4), label="structures")

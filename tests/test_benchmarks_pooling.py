@@ -108,7 +108,7 @@ def test_meanstd_rows_are_the_mean_and_std_of_each_elements_atoms(prop, monkeypa
     # concatenated stages = the two stages side by side = the transformer's own list of layers
     both = data.embeddings(prop_data, "dynamic:conv4+conv2", s, cache)
     one, two = (data.embeddings(prop_data, f"dynamic:{stage}", s, cache) for stage in ("conv4", "conv2"))
-    listed = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=["conv4", "conv2"], device="cpu",
+    listed = DynamicEmbeddingTransformer("cgcnn-mp-eform", stage=["conv4", "conv2"], device="cpu",
                                          progress=False).fit().transform(prop_data.structures)
     for k in range(len(both)):
         np.testing.assert_array_equal(both[k].features, np.hstack([one[k].features, two[k].features]))

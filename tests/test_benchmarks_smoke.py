@@ -81,7 +81,7 @@ def test_verdict_needs_the_difference_to_exceed_the_seed_spread():
 
 def test_tuned_stage_is_what_gridsearchcv_on_the_validation_split_picks(shared, tmp_path):
     """Table 2's "tuned" stage (lowest validation MAE of the seed-0 fits) equals the choice of
-    ``GridSearchCV`` over the transformer's ``layer`` with the validation split as its one fold."""
+    ``GridSearchCV`` over the transformer's ``stage`` with the validation split as its one fold."""
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
     from sklearn.pipeline import make_pipeline
 
@@ -102,7 +102,7 @@ def test_tuned_stage_is_what_gridsearchcv_on_the_validation_split_picks(shared, 
             RoostRegressor(max_epochs=s.epochs, batch_size=s.batch_size, out_hidden=s.out_hidden, lr=s.lr,
                            random_state=0),
         ),
-        {"dynamicembeddingtransformer__layer": [*range(len(stages)), "all"]},
+        {"dynamicembeddingtransformer__stage": [*range(len(stages)), "all"]},
         cv=PredefinedSplit([-1] * len(train) + [0] * len(val)), scoring="neg_mean_absolute_error", refit=False,
     ).fit(X, y)
     names = [*stages, "all"]

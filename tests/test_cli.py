@@ -16,7 +16,7 @@ from pymatgen.core import Lattice, Structure
 
 from skdynemb import DynamicEmbeddingTransformer, cli, streaming
 from skdynemb.backbones import load_backbone
-from skdynemb.cli.extract import _layer
+from skdynemb.cli.extract import parse_stage
 
 CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
 
@@ -69,23 +69,23 @@ def test_extract_element_table_from_mp_json_gz(mp_file, tmp_path, capsys):
     )
 
 
-def test_layer_option():
-    assert _layer("-1") == -1 and _layer("all") == "all" and _layer("conv4") == "conv4"
-    assert _layer("0,3") == [0, 3] and _layer("embedding, conv4") == ["embedding", "conv4"]
+def test_stage_option():
+    assert parse_stage("-1") == -1 and parse_stage("all") == "all" and parse_stage("conv4") == "conv4"
+    assert parse_stage("0,3") == [0, 3] and parse_stage("embedding, conv4") == ["embedding", "conv4"]
     for bad in ("0,", "all,1"):
-        with pytest.raises(Exception, match="layer"):
-            _layer(bad)
+        with pytest.raises(Exception, match="stage"):
+            parse_stage(bad)
 
 
-def test_layers_and_npz_output(mp_file, tmp_path):
+def test_stages_and_npz_output(mp_file, tmp_path):
     path, ids, structures = mp_file
     out = tmp_path / "emb.npz"
-    assert cli.main(["extract", str(path), "-o", str(out), "--layer", "0,conv3", *FAST]) == 0
+    assert cli.main(["extract", str(path), "-o", str(out), "--stage", "0,conv3", *FAST]) == 0
     z = np.load(out)
     bb = load_backbone("cgcnn-mp-eform")
     assert list(z["ids"]) == ids
     assert list(z["feature_names"]) == [f"{s}_{k}" for s in ("embedding", "conv3") for k in range(bb.stage_dims[0])]
-    expected = DynamicEmbeddingTransformer(CGCNN, layer=[0, 3], pooling="mean", device="cpu", progress=False).fit()
+    expected = DynamicEmbeddingTransformer(CGCNN, stage=[0, 3], pooling="mean", device="cpu", progress=False).fit()
     np.testing.assert_allclose(z["features"], expected.transform(structures), rtol=1e-6, atol=1e-6)
 
 
@@ -112,7 +112,8 @@ def test_errors_and_exit_codes(mp_file, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert cli.main(["extract", str(tmp_path / "none.json"), "-o", str(tmp_path / "x.parquet")]) == 1
     assert "no such input" in capsys.readouterr().err
-    assert cli.main(["extract", str(mixed), "-o", str(tmp_path / "x.parquet"), "--compound-features", "bond", *FAST]) == 1
+    argv = ["extract", str(mixed), "-o", str(tmp_path / "x.parquet"), "--compound-features", "bond", *FAST]
+    assert cli.main(argv) == 1
     assert "no bond features" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["extract", str(mixed), "-o", str(out), "--pooling", "max"])
@@ -181,7 +182,8 @@ def test_version_and_python_dash_m_skdynemb():
     for argv in (["-m", "skdynemb", "--version"], ["-m", "skdynemb.cli", "--version"]):
         proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout.strip() == f"skdynemb {__version__}"
-    proc = subprocess.run([sys.executable, "-m", "skdynemb", "backbones", "--help"], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "skdynemb", "backbones", "--help"], env=env, capture_output=True,
+                          text=True)
     assert proc.returncode == 0 and "--traceback" in proc.stdout
 
 
@@ -208,7 +210,8 @@ def test_extract_reads_a_matminer_json_dataframe(mp_file, tmp_path, capsys, comp
     path = tmp_path / "df.json"
     store_dataframe_as_json(df, str(path), compression=compression, pbar=False)
     path = next(tmp_path.glob("df.json*"))
-    expected = DynamicEmbeddingTransformer(CGCNN, pooling="mean", device="cpu", progress=False).fit().transform(structures[:9])
+    transformer = DynamicEmbeddingTransformer(CGCNN, pooling="mean", device="cpu", progress=False)
+    expected = transformer.fit().transform(structures[:9])
     for extra, want_ids in (([], list(df.index)), (["--id-field", "material_id"], ids[:9])):
         out = tmp_path / f"emb{len(extra)}.npz"
         assert cli.main(["extract", str(path), "-o", str(out), *extra, *FAST]) == 0, capsys.readouterr().err
@@ -226,3 +229,15 @@ def test_a_missing_extra_is_named(monkeypatch, tmp_path, capsys):
     assert cli.main(["extract", str(tmp_path / "in.json"), "-o", str(tmp_path / "x.parquet")]) == 1
     err = capsys.readouterr().err
     assert "'pyarrow'" in err and 'pip install "skdynemb[parquet]"' in err
+
+
+def test_layer_option_is_the_deprecated_name_of_stage(tmp_path):
+    from skdynemb.cli import build_parser
+
+    base = ["extract", "in.json", "-o", str(tmp_path / "out.parquet")]
+    with pytest.warns(FutureWarning, match="--layer was renamed --stage in 0.2"):
+        assert build_parser().parse_args([*base, "--layer", "0,conv3"]).stage == [0, "conv3"]
+    assert build_parser().parse_args(base).stage == -1
+    with pytest.warns(FutureWarning), pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*base, "--stage", "1", "--layer", "0"])
+    assert exit_info.value.code == 2

@@ -28,7 +28,8 @@ def test_dataset_to_frame_holds_structures_targets_and_splits(raw_jarvis):
     prop = "formation_energy_peratom"
     want = [r.get(prop, np.nan) for r in raw_jarvis]
     np.testing.assert_array_equal(df[prop].to_numpy(), want)
-    assert [s if isinstance(s, str) else None for s in df[f"{prop}_split"]] == [r.get(f"{prop}__split") for r in raw_jarvis]
+    splits = [s if isinstance(s, str) else None for s in df[f"{prop}_split"]]
+    assert splits == [r.get(f"{prop}__split") for r in raw_jarvis]
     assert list(ds.to_frame(structures=False, splits=False).columns) == list(ds.targets.columns) + (
         [] if ds.info is None else list(ds.info.columns))
 

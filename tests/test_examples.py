@@ -160,7 +160,7 @@ def test_gridsearch_extracts_each_structure_once(shared, no_data_folder, tmp_pat
     assert f"data: {shared / 'data'}" in out and "searching 6 settings x 2 folds" in out
     assert "[CV 2/2] END" in out  # a line per fit while the search runs
     params = search.cv_results_["params"]
-    assert len(params) == 6 and {p["dynamicembeddingtransformer__layer"] for p in params} == {0, 2, -1}
+    assert len(params) == 6 and {p["dynamicembeddingtransformer__stage"] for p in params} == {0, 2, -1}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     # 6 settings x 2 folds + refit + test predictions, yet every structure went through CGCNN once
     assert len(forwarded) == len(set(forwarded)) > 24

@@ -26,7 +26,8 @@ def test_featurize_dataframe_matches_transformer_and_keeps_user_columns():
     labels = f.feature_labels()
     assert list(out.columns) == ["structure", "target", *labels]
     assert list(out.index) == ["a", "b", "c"] and list(out["target"]) == [1.0, 2.0, 3.0]
-    expected = DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu").fit().transform(structures)
+    transformer = DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu")
+    expected = transformer.fit().transform(structures)
     np.testing.assert_allclose(out[labels].to_numpy(), expected, atol=1e-6)
     assert np.isfinite(out[labels].to_numpy()).all()
     np.testing.assert_allclose(f.featurize(structures[1]), expected[1], atol=1e-6)
@@ -56,7 +57,7 @@ def test_bad_row_raises_or_becomes_nan_only_when_asked():
 
 def test_metadata():
     f = DynamicEmbeddingFeaturizer()
-    assert any("Dynamic Embedding" in c for c in f.citations())
+    assert any("dynamic embedding" in c.lower() for c in f.citations())
     assert f.implementors()
 
 
@@ -75,3 +76,13 @@ def test_matminer_contract():
     names = f.implementors()
     assert names and all(type(name) is str for name in names)
     assert names == [metadata("skdynemb")["Author"]]  # the same name as the package metadata
+
+
+def test_layer_is_the_deprecated_name_of_stage():
+    with pytest.warns(FutureWarning, match="`layer` was renamed `stage` in 0.2"):
+        old = DynamicEmbeddingFeaturizer(CGCNN, layer="embedding", device="cpu").fit()
+    assert old.feature_labels() == [f"dynemb_embedding_{k}" for k in range(64)]
+    new = DynamicEmbeddingFeaturizer(CGCNN, stage=0, device="cpu").fit()
+    assert new.feature_labels() == old.feature_labels()
+    with pytest.raises(ValueError, match="both given"):
+        DynamicEmbeddingFeaturizer(CGCNN, stage=0, layer=0).fit()

@@ -10,7 +10,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.surface import SlabGenerator
 
-from skdynemb.graphs import KNearestGraph, batch_graphs, line_graph, weighted_line_graph
+from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs, line_graph, weighted_line_graph
 from skdynemb.structures import Crystal, to_crystal, to_crystals
 
 FIXTURE_IDS = [

@@ -197,8 +197,8 @@ def test_config_edit_invalidates_the_cache(tmp_path):
 @pytest.fixture
 def cached(tmp_path, licoo2, co3o4):
     """A transformer with a cache holding LiCoO2 and Co3O4, their rows without cache, and the cache."""
-    t = DynamicEmbeddingTransformer(CGCNN, memory=tmp_path / "cache", layer="all", **CPU).fit()
-    plain = DynamicEmbeddingTransformer(CGCNN, layer="all", **CPU).fit().transform([licoo2, co3o4])
+    t = DynamicEmbeddingTransformer(CGCNN, memory=tmp_path / "cache", stage="all", **CPU).fit()
+    plain = DynamicEmbeddingTransformer(CGCNN, stage="all", **CPU).fit().transform([licoo2, co3o4])
     t.transform([licoo2, co3o4])
     cache = StageCache(tmp_path / "cache", t.backbone_, t.backbone_identity_)
     return t, plain, cache
@@ -269,14 +269,14 @@ def _three_cells(structure):
 
 
 @pytest.mark.parametrize("backbone", ["alignn-mp-eform", "cgcnn-mp-eform"])
-def test_standardize_primitive_makes_rows_independent_of_the_cell(backbone, licoo2):
+def test_cell_primitive_makes_rows_independent_of_the_cell(backbone, licoo2):
     crystals = {
         "NaCl": nacl(),
         "Si": Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]),
         "LiCoO2": licoo2.to_pymatgen(),
     }
-    t = DynamicEmbeddingTransformer(backbone=backbone, layer="all", standardize="primitive", **CPU).fit()
-    default = DynamicEmbeddingTransformer(backbone=backbone, layer="all", **CPU).fit()
+    t = DynamicEmbeddingTransformer(backbone=backbone, stage="all", cell="primitive", **CPU).fit()
+    default = DynamicEmbeddingTransformer(backbone=backbone, stage="all", **CPU).fit()
     for name, s in crystals.items():
         cells = _three_cells(s)
         assert len(cells[0]) < len(cells[1]) < len(cells[2])
@@ -294,8 +294,25 @@ def test_standardize_keeps_the_crystal(licoo2):
         s = standardize(to_crystal(licoo2.to_pymatgen() * (2, 1, 1)), cell).to_pymatgen()
         assert s.composition.reduced_formula == "LiCoO2"
         assert SpacegroupAnalyzer(s).get_space_group_symbol() == "R-3m"
-    with pytest.raises(ValueError, match="standardize"):
-        DynamicEmbeddingTransformer(CGCNN, standardize="conventional").fit()
+    with pytest.raises(ValueError, match="cell must be one of"):
+        DynamicEmbeddingTransformer(CGCNN, cell="conventional").fit()
+
+
+def test_standardize_is_the_deprecated_name_of_cell(licoo2):
+    """``standardize=`` (the transformer's and the featurizer's) still maps the cell, with a
+    FutureWarning, until 0.3; ``cell`` and ``standardize`` together are an error."""
+    from skdynemb.featurizers import DynamicEmbeddingFeaturizer
+
+    supercell = to_crystal(licoo2.to_pymatgen() * (2, 1, 1), id="LiCoO2")
+    new = DynamicEmbeddingTransformer(CGCNN, cell="primitive", **CPU).fit()
+    with pytest.warns(FutureWarning, match="`standardize` was renamed `cell` in 0.2 and will be removed in 0.3"):
+        old = DynamicEmbeddingTransformer(CGCNN, standardize="primitive", **CPU).fit()
+    assert old.extractor_.cell == new.extractor_.cell == "primitive"
+    np.testing.assert_array_equal(old.transform([supercell])[0].features, new.transform([licoo2])[0].features)
+    with pytest.raises(ValueError, match="both given"):
+        DynamicEmbeddingTransformer(CGCNN, cell="niggli", standardize="primitive").fit()
+    with pytest.warns(FutureWarning, match="`standardize` was renamed `cell`"):
+        assert DynamicEmbeddingFeaturizer(CGCNN, standardize="niggli", device="cpu").fit().transformer_.cell == "niggli"
 
 
 # ----------------------------------------------------------------------------- 5. validation

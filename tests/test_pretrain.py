@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 from skdynemb.backbones import load_backbone
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load
 from skdynemb.errors import InvalidSampleError
-from skdynemb.graphs import KNearestGraph, batch_graphs
+from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs
 from skdynemb.cli.pretrain import add_cli
 from skdynemb.pretrain import GraphStore, folded_model, pretrain_alignn
 from skdynemb.pretrain import _train
@@ -74,7 +74,8 @@ def test_loss_falls_and_checkpoint_round_trips(mp, tmp_path):
     maes = [row["train_mae"] for row in result.history]
     assert maes[-1] < 0.8 * maes[0], maes
     assert maes[-1] < np.mean(np.abs(y[train] - np.median(y[train])))  # beats the best constant
-    assert [json.loads(line)["epoch"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == list(range(1, 7))
+    log = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == list(range(1, 7))
     assert result.best_epoch == 1 + int(np.argmin([row["val_mae"] for row in result.history]))
 
     # official layout, loadable by the backbone loaders as it is, predictions in eV/atom

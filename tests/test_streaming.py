@@ -24,7 +24,7 @@ from skdynemb.records import _JsonReader
 from skdynemb.streaming import errors_path, extract_to_file, open_source, parts_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS = dict(backbone="cgcnn-mp-eform", layer="all", pooling="mean", batch_size=8, device="cpu", progress=False)
+SETTINGS = dict(backbone="cgcnn-mp-eform", stage="all", pooling="mean", batch_size=8, device="cpu", progress=False)
 
 
 def transformer(**kw):
@@ -146,12 +146,12 @@ def test_element_pooling_long_table_parquet_and_npz(dielectric, tmp_path):
     path, keys, structures = dielectric
     subset = streaming.RecordSource(path, keys[:20], lambda: ((k, s.as_dict()) for k, s in zip(keys, structures[:20])))
     pq_out, npz_out, mean_out = tmp_path / "e.parquet", tmp_path / "e.npz", tmp_path / "m.parquet"
-    extract_to_file(subset, pq_out, transformer(pooling="element", layer=-1), chunk_size=7, progress=False)
-    extract_to_file(subset, npz_out, transformer(pooling="element", layer=-1), chunk_size=20, progress=False)
-    extract_to_file(subset, mean_out, transformer(layer=-1), chunk_size=20, progress=False)
+    extract_to_file(subset, pq_out, transformer(pooling="element", stage=-1), chunk_size=7, progress=False)
+    extract_to_file(subset, npz_out, transformer(pooling="element", stage=-1), chunk_size=20, progress=False)
+    extract_to_file(subset, mean_out, transformer(stage=-1), chunk_size=20, progress=False)
     long = pq.read_table(pq_out).to_pandas()
     provenance = json.loads(pq.read_schema(pq_out).metadata[b"skdynemb"])
-    assert provenance["backbone"] == "cgcnn-mp-eform" and provenance["layers"] == [4]
+    assert provenance["backbone"] == "cgcnn-mp-eform" and provenance["stages"] == [4]
     assert provenance["pooling"] == "element" and provenance["weights"] is None
     z = np.load(npz_out)
     assert list(z["ids"]) == list(long["id"]) and list(z["elements"]) == list(long["element"])
@@ -237,8 +237,8 @@ def test_resume_after_interrupt_skips_finished_chunks(dielectric, reference, tmp
     # other settings must not mix with the finished chunks
     with pytest.raises(ValueError, match="differs in: chunk_size"):
         extract_to_file(path, out, transformer(), chunk_size=20, progress=False)
-    with pytest.raises(ValueError, match="differs in: feature_names, layers"):
-        extract_to_file(path, out, transformer(layer=-1), chunk_size=16, progress=False)
+    with pytest.raises(ValueError, match="differs in: feature_names, stages"):
+        extract_to_file(path, out, transformer(stage=-1), chunk_size=16, progress=False)
 
     written.clear()
     def record_chunk(parts, chunk, *args):
@@ -280,7 +280,7 @@ def test_resume_after_sigkill_while_writing(dielectric, reference, tmp_path):
     from skdynemb.cli import main
 
     out = tmp_path / "killed.parquet"
-    args = ["extract", str(dielectric[0]), "-o", str(out), "--backbone", "cgcnn-mp-eform", "--layer", "all",
+    args = ["extract", str(dielectric[0]), "-o", str(out), "--backbone", "cgcnn-mp-eform", "--stage", "all",
             "--batch-size", "8", "--chunk-size", "16", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-c", _DIE_WHILE_WRITING_CHUNK_2, *args], env=env, capture_output=True)
@@ -329,7 +329,7 @@ def test_dask_workers_give_the_sequential_result(mp_file, dask_client, tmp_path)
 
     via_cli = tmp_path / "cli.parquet"
     args = ["extract", str(path), "-o", str(via_cli), "--dask", dask_client.scheduler.address,
-            "--backbone", "cgcnn-mp-eform", "--layer", "all",
+            "--backbone", "cgcnn-mp-eform", "--stage", "all",
             "--batch-size", "4", "--chunk-size", "12", "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     pd.testing.assert_frame_equal(pq.read_table(via_cli).to_pandas(), expected, check_exact=True)

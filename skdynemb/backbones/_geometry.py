@@ -94,7 +94,8 @@ def _estimate(lattice: np.ndarray, n_sites: int, cutoff: float) -> tuple[float, 
         if area > 0:
             estimates.append((math.pi * cutoff**2 / area, "its periodic images in a lattice plane"))
     for a in range(3):
-        estimates.append((2.0 * math.floor(cutoff / float(np.linalg.norm(reduced[a]))), "its periodic images along a lattice vector"))
+        count = 2.0 * math.floor(cutoff / float(np.linalg.norm(reduced[a])))
+        estimates.append((count, "its periodic images along a lattice vector"))
     return max(estimates)
 
 

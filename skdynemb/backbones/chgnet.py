@@ -77,6 +77,20 @@ class ChgnetBackbone(Backbone):
     """A pretrained :class:`chgnet.model.CHGNet` exposed stage by stage (build it with :func:`load`)."""
 
     def check_elements(self, crystal: Crystal, index: int) -> None:
+        """Raise an error naming sample ``index`` if an element is beyond CHGNet's embedding (Z > 94).
+
+        Parameters
+        ----------
+        crystal : Crystal
+            The structure.
+        index : int
+            Its global sample index, for the message.
+
+        Raises
+        ------
+        InvalidStructureError
+            Naming the sample and the atomic numbers CHGNet has no embedding for.
+        """
         bad = sorted({int(z) for z in crystal.numbers if z > MAX_Z})
         if bad:
             raise InvalidStructureError(
@@ -89,6 +103,16 @@ class ChgnetBackbone(Backbone):
 
         A structure CHGNet cannot build a graph for raises :class:`InvalidStructureError`
         with its position in ``crystals`` (the extraction relabels it with the global index).
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The structures.
+
+        Returns
+        -------
+        graphs : list of chgnet.graph.CrystalGraph
+            One graph per structure, on the backbone's device.
         """
         out = []
         for i, crystal in enumerate(crystals):
@@ -101,6 +125,20 @@ class ChgnetBackbone(Backbone):
         return out
 
     def forward_stages(self, crystals: Sequence[Crystal]) -> list[StageOutput]:
+        """Run exactly this batch (one forward of CHGNet, eval mode, no grad), split per structure.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+
+        Returns
+        -------
+        outputs : list of StageOutput
+            One per structure, in order: per-atom rows (n_sites, 64) of the embedding and of every
+            atom convolution, with the mean bond and angle features per stage (``angle=None`` for
+            a structure without angles).
+        """
         if len(crystals) == 0:
             return []
         graphs = self.graphs(crystals)
@@ -147,6 +185,16 @@ def load(weights: str | Path | None = None) -> ChgnetBackbone:
     (``{"model": {"state_dict", "model_args"}}``). The backbone is named ``"chgnet"`` for
     0.3.0, ``"chgnet-0.2.0"`` / ``"chgnet-r2scan"`` for the other bundled versions (the registry
     names) and ``"chgnet:<file name>"`` for a file.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        A bundled model name or a checkpoint path; default: ``"0.3.0"``.
+
+    Returns
+    -------
+    backbone : ChgnetBackbone
+        The network in eval mode on CPU.
     """
     key = "0.3.0" if weights is None else str(weights)
     path = BUNDLED.get(key, Path(key))

@@ -111,7 +111,18 @@ def _safe_globals() -> list:
 
 
 def sha256_file(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes."""
+    """SHA-256 (hex) of a file's bytes.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -203,11 +214,32 @@ class SevennetBackbone(Backbone):
 
     @property
     def neighbour_cutoff(self) -> float:
-        """The graph cutoff in Å (:attr:`cutoff`), under the name the geometry guard reads
-        (:func:`skdynemb.backbones._geometry.bound_of`)."""
+        """The graph cutoff in Å (:attr:`cutoff`), under the name the geometry guard reads.
+
+        See :func:`skdynemb.backbones._geometry.bound_of`.
+
+        Returns
+        -------
+        cutoff : float
+            The cutoff radius in Å.
+        """
         return self.cutoff
 
     def check_elements(self, crystal: Crystal, index: int) -> None:
+        """Raise an error naming sample ``index`` if an element is not one the checkpoint embeds.
+
+        Parameters
+        ----------
+        crystal : Crystal
+            The structure.
+        index : int
+            Its global sample index, for the message.
+
+        Raises
+        ------
+        InvalidStructureError
+            Naming the sample and the atomic numbers the checkpoint does not embed.
+        """
         known = set(self.known_numbers)
         bad = sorted({int(z) for z in crystal.numbers if int(z) not in known})
         if bad:
@@ -218,7 +250,18 @@ class SevennetBackbone(Backbone):
             )
 
     def graph(self, crystal: Crystal) -> AtomGraphData:
-        """sevenn's graph of one crystal (every neighbour within :attr:`cutoff`), as its calculator builds it."""
+        """sevenn's graph of one crystal (every neighbour within :attr:`cutoff`), as its calculator builds it.
+
+        Parameters
+        ----------
+        crystal : Crystal
+            The structure.
+
+        Returns
+        -------
+        graph : sevenn.atom_graph_data.AtomGraphData
+            Its graph, with the backbone's fidelity (``modal``) set where it has one.
+        """
         atoms = Atoms(numbers=crystal.numbers, cell=crystal.lattice, scaled_positions=crystal.frac_coords, pbc=True)
         data = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
         if self.modal is not None:
@@ -252,6 +295,19 @@ class SevennetBackbone(Backbone):
         return stages, out[KEY.PRED_TOTAL_ENERGY].reshape(-1)
 
     def forward_stages(self, crystals: Sequence[Crystal]) -> list[StageOutput]:
+        """Run exactly this batch (one forward over the joined graphs, eval mode, no grad), split per structure.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+
+        Returns
+        -------
+        outputs : list of StageOutput
+            One per structure, in order: per-atom rows of the one-hot embedding and of every interaction block
+            (its rotation-invariant columns).
+        """
         if len(crystals) == 0:
             return []
         stages, _ = self._run(crystals)
@@ -263,7 +319,20 @@ class SevennetBackbone(Backbone):
         ]
 
     def predict_batch(self, crystals: Sequence[Crystal], first: int = 0) -> np.ndarray:
-        """SevenNet's energy per atom (eV/atom, float64) of each crystal of this one batch."""
+        """SevenNet's energy per atom of each crystal of this one batch.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal
+            The batch; its length is the forward batch size.
+        first : int, default=0
+            Global sample index of ``crystals[0]``, for messages.
+
+        Returns
+        -------
+        predictions : ndarray of shape (len(crystals),)
+            Total energy divided by the number of atoms, in eV/atom (float64).
+        """
         if len(crystals) == 0:
             return np.zeros(0)
         _, energy = self._run(crystals, first)

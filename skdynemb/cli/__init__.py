@@ -31,14 +31,38 @@ EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def report_error(command: str, message) -> int:
-    """Print ``skdynemb COMMAND: error: MESSAGE`` to stderr; returns :data:`EXIT_ERROR`."""
+    """Print ``skdynemb COMMAND: error: MESSAGE`` to stderr; returns :data:`EXIT_ERROR`.
+
+    Parameters
+    ----------
+    command : str
+        The subcommand, e.g. ``"extract"``.
+    message : object
+        The error (an exception or text).
+
+    Returns
+    -------
+    code : int
+        :data:`EXIT_ERROR`.
+    """
     print(f"skdynemb {command}: error: {message}", file=sys.stderr)
     return EXIT_ERROR
 
 
 # ----------------------------------------------------------------------------- shared argument helpers
 def int_at_least(minimum: int):
-    """argparse ``type``: an integer >= ``minimum`` (anything else is a usage error)."""
+    """argparse ``type``: an integer >= ``minimum`` (anything else is a usage error).
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest accepted value.
+
+    Returns
+    -------
+    parse : callable
+        ``str -> int``, raising ``argparse.ArgumentTypeError`` for other input.
+    """
 
     def parse(text: str) -> int:
         try:

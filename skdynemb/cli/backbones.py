@@ -6,7 +6,13 @@ from skdynemb.cli import EXIT_ERROR, EXIT_OK, report_error
 
 
 def add_cli(subparsers) -> None:
-    """Register the ``backbones`` subcommand (sets ``handler``)."""
+    """Register the ``backbones`` subcommand (sets ``handler``).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``add_subparsers()`` object of the ``skdynemb`` parser.
+    """
     p = subparsers.add_parser(
         "backbones",
         help="list the available backbones with their stages",
@@ -18,6 +24,18 @@ def add_cli(subparsers) -> None:
 
 
 def run_backbones(args) -> int:
+    """Run ``skdynemb backbones``: print each backbone's stages with their widths.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``backbones`` arguments (``names``, ``weights``).
+
+    Returns
+    -------
+    code : int
+        The exit code: 0 ok, 1 when an unknown or a named backbone cannot be loaded.
+    """
     from skdynemb.backbones import available_backbones, load_backbone
 
     names = args.names or available_backbones()

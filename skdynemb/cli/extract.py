@@ -5,24 +5,68 @@ from __future__ import annotations
 import argparse
 import sys
 
+import warnings
+
 from skdynemb.cli import EXIT_INTERRUPTED, EXIT_OK, int_at_least, report_error
+from skdynemb.extraction import DEFAULT_BACKBONE
 
 _positive = int_at_least(1)
 
 
-def _layer(text: str):
-    """``-1`` / ``conv4`` / ``all`` / ``0,3`` / ``embedding,conv4`` -> transformer ``layer``."""
+def parse_stage(text: str):
+    """``-1`` / ``conv4`` / ``all`` / ``0,3`` / ``embedding,conv4`` -> the transformer's ``stage``.
+
+    Parameters
+    ----------
+    text : str
+        The ``--stage`` argument.
+
+    Returns
+    -------
+    stage : int, str or list of int and str
+        One stage index or name, ``"all"``, or a list of them.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        An empty item, or ``all`` combined with other stages.
+    """
     items = [t.strip() for t in text.split(",")]
     if any(not t for t in items):
-        raise argparse.ArgumentTypeError(f"invalid layer list {text!r}")
+        raise argparse.ArgumentTypeError(f"invalid stage list {text!r}")
     parsed = [int(t) if t.lstrip("-").isdigit() else t for t in items]
     if "all" in parsed and len(parsed) > 1:
-        raise argparse.ArgumentTypeError("'all' cannot be combined with other layers")
+        raise argparse.ArgumentTypeError("'all' cannot be combined with other stages")
     return parsed[0] if len(parsed) == 1 else parsed
 
 
+class _RenamedLayer(argparse.Action):
+    """``--layer``: the deprecated spelling of ``--stage`` (a FutureWarning; removed in 0.3)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn("--layer was renamed --stage in 0.2 and will be removed in 0.3", FutureWarning, stacklevel=2)
+        if getattr(namespace, "stage_given", False):
+            parser.error("--stage and --layer were both given; --layer is the old name of --stage: pass --stage only")
+        namespace.stage, namespace.stage_given = values, True
+
+
+class _Stage(argparse.Action):
+    """``--stage``: refuses to be combined with the deprecated ``--layer``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, "stage_given", False):
+            parser.error("--stage and --layer were both given; --layer is the old name of --stage: pass --stage only")
+        namespace.stage, namespace.stage_given = values, True
+
+
 def add_cli(subparsers) -> None:
-    """Register the ``extract`` subcommand (sets ``handler``)."""
+    """Register the ``extract`` subcommand (sets ``handler``).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``add_subparsers()`` object of the ``skdynemb`` parser.
+    """
     p = subparsers.add_parser(
         "extract",
         help="extract dynamic embeddings of many structures into a parquet/npz file (resumable)",
@@ -35,7 +79,7 @@ def add_cli(subparsers) -> None:
             "examples:\n"
             "  skdynemb extract structures/ -o emb.parquet\n"
             "  skdynemb extract mp.json.gz -o emb.parquet --id-field material_id --structure-field cif "
-            "--layer all --pooling element --n-jobs 2 --skip-invalid\n"
+            "--stage all --pooling element --n-jobs 2 --skip-invalid\n"
             "  skdynemb extract matbench_dielectric.json.gz -o emb.npz --dask tcp://scheduler:8786\n"
             "  skdynemb extract df.json.gz -o emb.parquet   # matminer store_dataframe_as_json(df, ...)\n"
             "exit codes: 0 ok, 1 error, 2 bad usage, 130 interrupted (re-run to resume)"
@@ -50,15 +94,16 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="output file, .parquet or .npz")
     p.add_argument(
-        "--backbone", default="alignn-ff",
-        help="registered backbone (see `skdynemb backbones`; default: alignn-ff, the best downstream, its "
+        "--backbone", default=DEFAULT_BACKBONE,
+        help=f"registered backbone (see `skdynemb backbones`; default: {DEFAULT_BACKBONE}, the best downstream, its "
         "60 MB weights fetched once into the skdynemb cache; cgcnn-mp-eform: ~25x faster, shipped, no download)",
     )
     p.add_argument("--weights", default=None, help="checkpoint for the backbone (required for alignn)")
     p.add_argument(
-        "--layer", type=_layer, default=-1,
+        "--stage", type=parse_stage, default=-1, action=_Stage,
         help="stage(s): index (-1 = last), stage name, 'all', or a comma list such as 0,3 (default: -1)",
     )
+    p.add_argument("--layer", type=parse_stage, action=_RenamedLayer, help="deprecated: the old name of --stage")
     p.add_argument(
         "--pooling", choices=["mean", "element"], default="mean",
         help="mean: one row per structure; element: one row per (structure, element) with its fraction",
@@ -97,18 +142,31 @@ def add_cli(subparsers) -> None:
 
 
 def run_extract(args) -> int:
+    """Run ``skdynemb extract``: featurize the input's structures into the output file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``extract`` arguments.
+
+    Returns
+    -------
+    code : int
+        The exit code: 0 ok, 1 error.
+    """
     from contextlib import ExitStack
 
     import joblib
 
     from skdynemb._optional import needs_extra
     from skdynemb.errors import BackboneBatchError, InvalidStructureError
-    from skdynemb.streaming import OutputBusyError, extract_to_file, parts_dir  # without pyarrow: names the parquet extra
+    # without pyarrow: names the parquet extra
+    from skdynemb.streaming import OutputBusyError, extract_to_file, parts_dir
     from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 
     n_jobs = args.n_jobs if args.n_jobs is not None or args.dask is None else -1
     transformer = DynamicEmbeddingTransformer(
-        backbone=args.backbone, weights=args.weights, layer=args.layer, pooling=args.pooling,
+        backbone=args.backbone, weights=args.weights, stage=args.stage, pooling=args.pooling,
         compound_features=args.compound_features, device=args.device, batch_size=args.batch_size,
         n_jobs=n_jobs, progress=False,
     )

@@ -11,7 +11,13 @@ _positive, _count = int_at_least(1), int_at_least(0)
 
 
 def add_cli(subparsers) -> None:
-    """Register the ``pretrain`` subcommand (sets ``handler``)."""
+    """Register the ``pretrain`` subcommand (sets ``handler``).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``add_subparsers()`` object of the ``skdynemb`` parser.
+    """
     p = subparsers.add_parser(
         "pretrain",
         help="train an ALIGNN extractor on a structure/target data set (resumable)",
@@ -48,7 +54,9 @@ def add_cli(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="(peak) learning rate (default: 1e-3)")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="AdamW weight decay (default: 1e-5)")
     p.add_argument("--loss", choices=["mae", "mse"], default="mae", help="training loss (default: mae)")
-    p.add_argument("--scheduler", choices=["onecycle", "none"], default="onecycle", help="LR schedule (default: onecycle)")
+    p.add_argument(
+        "--scheduler", choices=["onecycle", "none"], default="onecycle", help="LR schedule (default: onecycle)"
+    )
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share (default: 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="test share (default: 0.1)")
     p.add_argument("--seed", type=int, default=123, help="split, initialisation and shuffling seed (default: 123)")
@@ -60,7 +68,35 @@ def add_cli(subparsers) -> None:
 
 
 def read_records(path, target: str, id_field=None, structure_field=None, limit=None):
-    """(ids, raw structures, targets) from a JSON / JSON.GZ list of records; bad records raise naming them."""
+    """(ids, raw structures, targets) from a JSON / JSON.GZ list of records; bad records raise naming them.
+
+    Parameters
+    ----------
+    path : str or Path
+        The JSON or JSON.GZ file: a list of objects.
+    target : str
+        The record field holding the target value (a number).
+    id_field, structure_field : str, optional
+        The record fields with the id and the structure; None: picked from the known names
+        (:data:`~skdynemb.records.ID_FIELDS`, :data:`~skdynemb.records.STRUCTURE_FIELDS`).
+    limit : int, optional
+        Read only the first ``limit`` records.
+
+    Returns
+    -------
+    ids : list of str
+        Record ids.
+    structures : list
+        The raw structures (CIF text, dicts, ...), not yet parsed.
+    targets : list of float
+        Target values, in the file's units.
+
+    Raises
+    ------
+    ValueError
+        The file is not a non-empty list of records, or a record lacks a field or has a
+        non-numeric target (the message names its index and id).
+    """
     from skdynemb.datasets._core import read_json
     from skdynemb.records import ID_FIELDS, STRUCTURE_FIELDS, pick_field
 
@@ -74,7 +110,9 @@ def read_records(path, target: str, id_field=None, structure_field=None, limit=N
     )
     ids, raw, y = [], [], []
     for i, record in enumerate(records):
-        missing = [k for k in (id_field, structure_field, target) if not isinstance(record, dict) or record.get(k) is None]
+        missing = [
+            k for k in (id_field, structure_field, target) if not isinstance(record, dict) or record.get(k) is None
+        ]
         if missing:
             rid = record.get(id_field) if isinstance(record, dict) else None
             raise ValueError(f"{path}: record {i} (id={rid!r}) has no {missing} value")
@@ -90,10 +128,22 @@ def read_records(path, target: str, id_field=None, structure_field=None, limit=N
 
 
 def run_pretrain(args) -> int:
+    """Run ``skdynemb pretrain``: train ALIGNN on the records' targets and save the checkpoint.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``pretrain`` arguments.
+
+    Returns
+    -------
+    code : int
+        The exit code: 0 ok, 1 error.
+    """
     from tqdm.auto import tqdm
 
     from skdynemb.backbones.alignn import ALIGNNConfig
-    from skdynemb.graphs import KNearestGraph
+    from skdynemb.backbones.alignn.graphs import KNearestGraph
     from skdynemb.pretrain import pretrain_alignn
     from skdynemb.structures import to_crystal
 

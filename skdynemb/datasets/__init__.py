@@ -2,6 +2,7 @@
 
 Local files (see ``shared/data/README.md``): :func:`load_mp_eform`, :func:`load_mp_elasticity`,
 :func:`load_jarvis_leaderboard` (+ :func:`jarvis_leaderboard_task`), :func:`load_matbench_dielectric`.
+Either, whichever is reachable: :func:`jarvis_split_task` (a JARVIS property and its split).
 Online: :func:`fetch_jarvis`, :func:`fetch_jarvis_leaderboard`, :func:`jarvis_leaderboard_splits`,
 :func:`fetch_mp_eform`, :func:`fetch_matbench`. Conventions: :func:`train_val_test_split`,
 :func:`drop_polymorphs`, :func:`matbench_folds`.
@@ -28,6 +29,7 @@ from .online import (
     jarvis_leaderboard_splits,
 )
 from .splits import drop_polymorphs, matbench_folds, reduced_formula, train_val_test_split
+from .tasks import jarvis_split_task
 
 __all__ = [
     "Dataset",
@@ -39,6 +41,7 @@ __all__ = [
     "fetch_jarvis_leaderboard",
     "fetch_matbench",
     "fetch_mp_eform",
+    "jarvis_split_task",
     "jarvis_leaderboard_splits",
     "jarvis_leaderboard_task",
     "load_jarvis_leaderboard",

@@ -36,7 +36,8 @@ def read_json(path) -> object:
     path = Path(path)
     try:
         return _read_json(path)
-    except (EOFError, UnicodeDecodeError, json.JSONDecodeError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+    except (EOFError, UnicodeDecodeError, json.JSONDecodeError, zlib.error, zipfile.BadZipFile,
+            gzip.BadGzipFile) as exc:
         raise ValueError(
             f"{path}: cannot be read as JSON (cut short, corrupt or not this format: {type(exc).__name__}: {exc})"
         ) from exc
@@ -115,7 +116,15 @@ class LazyStructures(Sequence):
 
     Integer indexing returns a ``Structure``; slices, integer arrays and boolean masks return a
     ``LazyStructures`` view sharing the same cache. Parse errors raise
-    :class:`~skdynemb.structures.InvalidStructureError` naming the row and id.
+    :class:`~skdynemb.structures.InvalidStructureError` naming the row and id. Build one with
+    :meth:`from_raw`.
+
+    Parameters
+    ----------
+    store : _Store
+        The raw payloads, their ids and the shared cache (internal).
+    rows : ndarray of int, optional
+        The payloads this view holds, in order (default: all).
     """
 
     def __init__(self, store: _Store, rows: np.ndarray | None = None):
@@ -148,12 +157,31 @@ class LazyStructures(Sequence):
         return LazyStructures(self._store, self._rows[_as_indexer(key, len(self))])
 
     def raw(self, i: int):
-        """The unparsed payload of item ``i`` (CIF text or dict)."""
+        """The unparsed payload of item ``i``.
+
+        Parameters
+        ----------
+        i : int
+            Position in this sequence.
+
+        Returns
+        -------
+        payload : str or dict
+            CIF text, or a structure dict.
+        """
         return self._store.raw[int(self._rows[i])]
 
     def compositions(self) -> list:
-        """pymatgen ``Composition`` per item, read from the raw payload (CIF formula, site list) when
-        possible, so it is much cheaper than parsing every structure."""
+        """pymatgen ``Composition`` per item, read from the raw payload where possible.
+
+        The CIF formula or the site list is read without parsing the structure, which is much
+        cheaper than parsing every structure.
+
+        Returns
+        -------
+        compositions : list of pymatgen.core.Composition
+            One per item, in order.
+        """
         store = self._store
         return [
             store.cache[r].composition if store.cache[r] is not None
@@ -231,7 +259,14 @@ class PropertyTask:
         return pd.DataFrame(columns, index=pd.Index(self.ids, name="id"))
 
     def split_indices(self) -> dict[str, np.ndarray]:
-        """Positions (into this task) of the official ``train`` / ``val`` / ``test`` entries."""
+        """Positions (into this task) of the official ``train`` / ``val`` / ``test`` entries.
+
+        Returns
+        -------
+        indices : dict of str to ndarray of int
+            ``"train"``, ``"val"`` and ``"test"`` -> positions; ValueError when the task has no
+            official split.
+        """
         if self.split is None:
             raise ValueError(f"{self.name!r} has no official split; use skdynemb.datasets.train_val_test_split")
         return {part: np.flatnonzero(self.split == part) for part in ("train", "val", "test")}
@@ -317,7 +352,18 @@ class Dataset:
         return pd.concat(parts, axis=1)
 
     def subset(self, indices) -> Dataset:
-        """The rows ``indices`` (int array, slice or boolean mask) as a new Dataset."""
+        """The rows ``indices`` as a new Dataset.
+
+        Parameters
+        ----------
+        indices : array of int, slice or boolean mask
+            The rows to keep.
+
+        Returns
+        -------
+        dataset : Dataset
+            Same name; the rows' ids, structures (sharing the parse cache), targets, splits and info.
+        """
         rows = np.arange(len(self))[_as_indexer(indices, len(self))]
         return Dataset(
             self.name, self.ids[rows], self.structures[rows], self.targets.iloc[rows],
@@ -328,8 +374,18 @@ class Dataset:
     def task(self, target: str, missing: str = "raise") -> PropertyTask:
         """One target with its structures and split labels.
 
-        ``missing="raise"`` (default) raises if any entry lacks the value (NaN, inf), naming the ids;
-        ``missing="drop"`` leaves those entries out (``PropertyTask.index`` says which rows remain).
+        Parameters
+        ----------
+        target : str
+            A column of ``targets``.
+        missing : {"raise", "drop"}, default="raise"
+            ``"raise"`` raises if any entry lacks the value (NaN, inf), naming the ids; ``"drop"``
+            leaves those entries out (``PropertyTask.index`` says which rows remain).
+
+        Returns
+        -------
+        task : PropertyTask
+            Ids, structures, values and split labels of the target.
         """
         if target not in self.targets.columns:
             raise KeyError(f"{self.name} has no target {target!r}; available: {list(self.targets.columns)}")

@@ -41,8 +41,27 @@ MP_ELASTICITY_TARGETS = {"K_VRH": "K_VRH", "G_VRH": "G_VRH", "poisson": "poisson
 
 
 def locate(path, parts: tuple[str, ...], online_hint: str) -> Path:
-    """``path`` if given, else ``<data folder>/<parts>`` (``$SKDYNEMB_DATA``, or ``shared/data``); a clear
-    error when neither exists."""
+    """``path`` if given, else ``<data folder>/<parts>`` (``$SKDYNEMB_DATA``, or ``shared/data``).
+
+    Parameters
+    ----------
+    path : str, Path or None
+        A file the caller named.
+    parts : tuple of str
+        The file's place in the data folder, e.g. :data:`MP_EFORM_FILE`.
+    online_hint : str
+        The online loader to suggest when the file is missing.
+
+    Returns
+    -------
+    path : Path
+        The file.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        Neither exists; the message says where it looked and how to get the data.
+    """
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -66,6 +85,18 @@ def data_file(parts: tuple[str, ...], data_dir=None) -> Path | None:
     clone of the repository. A folder that was named (``data_dir`` or ``$SKDYNEMB_DATA``) must hold
     the file (:class:`DatasetUnavailableError` otherwise); without one, None says "use an online
     loader".
+
+    Parameters
+    ----------
+    parts : tuple of str
+        The file's place in the data folder.
+    data_dir : str or Path, optional
+        The data folder.
+
+    Returns
+    -------
+    path : Path or None
+        The file, or None when no data folder is configured.
     """
     if data_dir is not None:
         path = Path(data_dir).expanduser().joinpath(*parts)
@@ -111,6 +142,26 @@ def load_mp_eform(path=None, *, ids=None, limit=None, sample=None, random_state=
     Targets: ``e_form`` (eV/atom), ``band_gap`` (eV), ``efermi`` (eV; two entries are NaN and stay
     NaN: ``task("efermi")`` raises unless ``missing="drop"``), ``volume`` (Å³) and
     ``total_magnetization`` (μB per cell; raw key ``col5``). Structures come from the CIF text.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The data file (default: ``mp/mp_eform_crysxpp.json.gz`` in the data folder:
+        ``$SKDYNEMB_DATA``, or ``shared/data``).
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures and targets (see :class:`~skdynemb.datasets.Dataset`).
     """
     return _mp_cif_dataset(
         "mp_eform", path, MP_EFORM_FILE, MP_EFORM_TARGETS, "skdynemb.datasets.fetch_mp_eform()",
@@ -119,7 +170,28 @@ def load_mp_eform(path=None, *, ids=None, limit=None, sample=None, random_state=
 
 
 def load_mp_elasticity(path=None, *, ids=None, limit=None, sample=None, random_state=0) -> Dataset:
-    """Materials Project elasticity set (3,191 entries): ``K_VRH``, ``G_VRH`` (GPa), ``poisson``."""
+    """Materials Project elasticity set (3,191 entries): ``K_VRH``, ``G_VRH`` (GPa), ``poisson``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The data file (default: ``mp/mp_elasticity_3191.json.gz`` in the data folder:
+        ``$SKDYNEMB_DATA``, or ``shared/data``).
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures and targets (see :class:`~skdynemb.datasets.Dataset`).
+    """
     return _mp_cif_dataset(
         "mp_elasticity", path, MP_ELASTICITY_FILE, MP_ELASTICITY_TARGETS,
         "skdynemb.datasets.fetch_matbench('matbench_log_kvrh') (log10 moduli)", ids, limit, sample, random_state,
@@ -127,10 +199,32 @@ def load_mp_elasticity(path=None, *, ids=None, limit=None, sample=None, random_s
 
 
 def load_jarvis_leaderboard(path=None, *, ids=None, limit=None, sample=None, random_state=0) -> Dataset:
-    """JARVIS-DFT 3D subset (1,124 entries) with up to 28 properties and their official leaderboard
-    train/val/test labels (``Dataset.splits``). Units follow JARVIS (e.g. formation_energy_peratom in
-    eV/atom, bulk_modulus_kv / shear_modulus_gv in GPa, band gaps in eV, Tc_supercon in K).
-    ``info`` holds each entry's ``source``."""
+    """JARVIS-DFT 3D subset (1,124 entries) with up to 28 properties and their leaderboard labels.
+
+    The official train/val/test labels are in ``Dataset.splits``. Units follow JARVIS (e.g.
+    formation_energy_peratom in eV/atom, bulk_modulus_kv / shear_modulus_gv in GPa, band gaps in
+    eV, Tc_supercon in K). ``info`` holds each entry's ``source``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The data file (default: ``jarvis/jarvis_structures_with_leaderboard_props.json.gz`` in the data folder:
+        ``$SKDYNEMB_DATA``, or ``shared/data``).
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures and targets (see :class:`~skdynemb.datasets.Dataset`).
+    """
     path = locate(path, JARVIS_LEADERBOARD_FILE, "skdynemb.datasets.fetch_jarvis_leaderboard(prop)")
     records = _records(path, "jid", ("structure",))
     rows = select_rows([r["jid"] for r in records], ids, limit, sample, random_state)
@@ -153,13 +247,38 @@ def load_jarvis_leaderboard(path=None, *, ids=None, limit=None, sample=None, ran
 
 
 def jarvis_leaderboard_task(prop: str, path=None) -> PropertyTask:
-    """Structures, values and official split labels of one JARVIS property, entries without it left out."""
+    """Structures, values and official split labels of one JARVIS property, entries without it left out.
+
+    Parameters
+    ----------
+    prop : str
+        A JARVIS property, e.g. ``"formation_energy_peratom"``.
+    path : str or Path, optional
+        The data file (see :func:`load_jarvis_leaderboard`).
+
+    Returns
+    -------
+    task : PropertyTask
+        The entries that have the property, with their values and split labels.
+    """
     return load_jarvis_leaderboard(path).task(prop, missing="drop")
 
 
 def matbench_ids(task: str, n: int) -> np.ndarray:
-    """Matbench v0.1 ids of rows ``0..n-1``: ``mb-<task without 'matbench_', '_'->'-'>-<row+1>``, the
-    number zero-padded to the width of ``n`` (e.g. ``mb-dielectric-0001``)."""
+    """Matbench v0.1 ids of rows ``0..n-1``: ``mb-<task without 'matbench_', '_'->'-'>-<row+1>``.
+
+    Parameters
+    ----------
+    task : str
+        The Matbench task, e.g. ``"matbench_dielectric"``.
+    n : int
+        Its number of rows.
+
+    Returns
+    -------
+    ids : ndarray of str (object)
+        The number zero-padded to the width of ``n`` (e.g. ``mb-dielectric-0001``).
+    """
     stem = task.removeprefix("matbench_").replace("_", "-")
     width = len(str(n))
     return np.array([f"mb-{stem}-{i + 1:0{width}d}" for i in range(n)], dtype=object)
@@ -167,9 +286,32 @@ def matbench_ids(task: str, n: int) -> np.ndarray:
 
 def matbench_frame_dataset(frame: pd.DataFrame, task: str, targets: list[str] | None = None, *, ids=None,
                            limit=None, sample=None, random_state=0) -> Dataset:
-    """Dataset from a matbench/matminer DataFrame in official row order: a ``structure`` column
-    (pymatgen Structures or dicts), ``targets`` columns (default: every numeric non-bool column) and
-    the remaining columns as ``info``."""
+    """Dataset from a matbench/matminer DataFrame in official row order.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A ``structure`` column (pymatgen Structures or dicts), the target columns and others.
+    task : str
+        The Matbench task's name (the dataset's name and the ids' stem).
+    targets : list of str, optional
+        The target columns (default: every numeric non-bool column); the remaining columns go
+        to ``info``.
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids from :func:`matbench_ids`, lazily parsed structures, targets and info.
+    """
     if "structure" not in frame.columns:
         raise ValueError(
             f"{task} has no 'structure' column (columns {list(frame.columns)}): composition-only tasks "
@@ -190,8 +332,19 @@ def matbench_frame_dataset(frame: pd.DataFrame, task: str, targets: list[str] | 
 
 
 def frame_from_json(obj) -> pd.DataFrame:
-    """A DataFrame from pandas JSON in "columns" orientation (``{col: {row: value}}``) or matminer's
-    "split" orientation (``{data, columns, index}``), rows in integer order."""
+    """A DataFrame from pandas JSON in "columns" or matminer's "split" orientation.
+
+    Parameters
+    ----------
+    obj : dict
+        ``{col: {row: value}}`` ("columns") or ``{data, columns, index}`` ("split"), rows
+        labelled 0..n-1.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Rows in integer order.
+    """
     if isinstance(obj, dict) and set(obj) == {"data", "columns", "index"}:
         frame = pd.DataFrame(obj["data"], columns=obj["columns"], index=obj["index"])
     elif isinstance(obj, dict) and all(isinstance(v, dict) for v in obj.values()):
@@ -205,9 +358,31 @@ def frame_from_json(obj) -> pd.DataFrame:
 
 
 def load_matbench_dielectric(path=None, *, ids=None, limit=None, sample=None, random_state=0) -> Dataset:
-    """Matbench v0.1 dielectric task (4,764 entries): target ``n`` (refractive index, dimensionless);
+    """Matbench v0.1 dielectric task (4,764 entries): target ``n`` (refractive index, dimensionless).
+
     ``info``: spg_symbol, spg_num, crystal_sys, volume (Å³), formula. Row i has id
-    ``mb-dielectric-{i+1:04d}``; the official folds come from :func:`matbench_folds`."""
+    ``mb-dielectric-{i+1:04d}``; the official folds come from :func:`matbench_folds`.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The data file (default: ``matbench/matbench_dielectric.json.gz`` in the data folder:
+        ``$SKDYNEMB_DATA``, or ``shared/data``).
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures and targets (see :class:`~skdynemb.datasets.Dataset`).
+    """
     path = locate(path, MATBENCH_DIELECTRIC_FILE, "skdynemb.datasets.fetch_matbench('matbench_dielectric')")
     return matbench_frame_dataset(
         frame_from_json(read_json(path)), "matbench_dielectric", ["n"], ids=ids, limit=limit, sample=sample,

@@ -64,6 +64,31 @@ def jarvis_records_dataset(records, name: str, id_key: str = "jid", renames: dic
 
     Scalar numeric properties (and all-``"na"`` ones) become float targets with ``"na"`` as NaN; scalar
     text properties go to ``info``; list/dict properties (tensors, k-points, ...) are not kept.
+
+    Parameters
+    ----------
+    records : list of dict
+        The records.
+    name : str
+        The dataset's name (also used in messages).
+    id_key : str, default="jid"
+        The key holding each record's id.
+    renames : dict, optional
+        Record key -> column name (other keys get spaces and hyphens turned into ``_``).
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures, targets and info (see :class:`~skdynemb.datasets.Dataset`).
     """
     renames = renames or {}
     if not isinstance(records, list):
@@ -96,19 +121,65 @@ def jarvis_records_dataset(records, name: str, id_key: str = "jid", renames: dic
 
 def fetch_jarvis(dataset: str = "dft_3d_2021", *, path=None, store_dir=None, ids=None, limit=None,
                  sample=None, random_state=0) -> Dataset:
-    """JARVIS-DFT (default the 2021 3D release, 55,713 entries, from which the leaderboard splits were
-    drawn; ``"dft_3d"`` is the newer, larger release) with every scalar property as a target (JARVIS
-    units: eV/atom, eV, GPa, ...). ``path`` reads a downloaded .json/.json.zip instead of jarvis-tools."""
+    """JARVIS-DFT with every scalar property as a target (JARVIS units: eV/atom, eV, GPa, ...).
+
+    Parameters
+    ----------
+    dataset : str, default="dft_3d_2021"
+        The JARVIS release: the 2021 3D one (55,713 entries, from which the leaderboard splits
+        were drawn), or ``"dft_3d"``, the newer, larger one.
+    path : str or Path, optional
+        A downloaded .json/.json.zip to read instead of asking jarvis-tools.
+    store_dir : str or Path, optional
+        Where jarvis-tools keeps its download.
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures, targets and info (see :class:`~skdynemb.datasets.Dataset`).
+    """
     records = read_json(path) if path is not None else _figshare(dataset, store_dir)
     return jarvis_records_dataset(records, dataset, "jid", ids=ids, limit=limit, sample=sample,
                                   random_state=random_state)
 
 
 def fetch_mp_eform(*, path=None, store_dir=None, ids=None, limit=None, sample=None, random_state=0) -> Dataset:
-    """Materials Project 2018.6.1 (jarvis-tools dataset ``"megnet"``, the set the paper's extractor was
-    trained on): targets ``e_form`` (eV/atom), ``band_gap`` (PBE, eV), ``total_magnetization`` (μB),
-    ``e_hull`` (eV/atom), ``bulk_modulus`` / ``shear_modulus`` (GPa, mostly NaN), .... For Matbench's
-    larger MP set use ``fetch_matbench("matbench_mp_e_form")``."""
+    """Materials Project 2018.6.1 (jarvis-tools dataset ``"megnet"``, the set the paper's extractor was trained on).
+
+    Targets ``e_form`` (eV/atom), ``band_gap`` (PBE, eV), ``total_magnetization`` (μB),
+    ``e_hull`` (eV/atom), ``bulk_modulus`` / ``shear_modulus`` (GPa, mostly NaN), .... For
+    Matbench's larger MP set use ``fetch_matbench("matbench_mp_e_form")``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A downloaded .json/.json.zip to read instead of asking jarvis-tools.
+    store_dir : str or Path, optional
+        Where jarvis-tools keeps its download.
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures, targets and info (see :class:`~skdynemb.datasets.Dataset`).
+    """
     records = read_json(path) if path is not None else _figshare("megnet", store_dir)
     return jarvis_records_dataset(records, "mp_2018.6.1", "id", MP_2018_RENAMES, ids=ids, limit=limit,
                                   sample=sample, random_state=random_state)
@@ -122,11 +193,23 @@ def _leaderboard_dir() -> Path:
 
 
 def jarvis_leaderboard_splits(prop: str, dataset: str = "dft_3d") -> pd.DataFrame:
-    """Official JARVIS leaderboard split of one property: DataFrame indexed by id with the value column
-    ``prop`` and ``split`` (``"train"``/``"val"``/``"test"``), rows as in the file (train, val, test).
+    """Official JARVIS leaderboard split of one property.
 
     The official files list a few ids in two parts (e.g. formation_energy_peratom: JVASP-113961 and
     JVASP-116461 in both train and test, same value); they are kept as given, so the index may repeat.
+
+    Parameters
+    ----------
+    prop : str
+        A JARVIS property, e.g. ``"formation_energy_peratom"``.
+    dataset : str, default="dft_3d"
+        The leaderboard's dataset name.
+
+    Returns
+    -------
+    split : pandas.DataFrame
+        Indexed by id, with the value column ``prop`` and ``split`` (``"train"``/``"val"``/``"test"``),
+        rows as in the file (train, val, test).
     """
     folder = _leaderboard_dir()
     file = folder / f"{dataset}_{prop}.json.zip"
@@ -144,9 +227,27 @@ def jarvis_leaderboard_splits(prop: str, dataset: str = "dft_3d") -> pd.DataFram
 
 
 def fetch_jarvis_leaderboard(prop: str, *, dataset: str = "dft_3d_2021", path=None, store_dir=None) -> PropertyTask:
-    """One JARVIS leaderboard task: official ids, values and train/val/test labels from
-    :func:`jarvis_leaderboard_splits`, structures from :func:`fetch_jarvis`. Raises if a leaderboard id
-    has no structure in ``dataset``."""
+    """One JARVIS leaderboard task: official ids, values and train/val/test labels, with structures.
+
+    The labels come from :func:`jarvis_leaderboard_splits`, the structures from
+    :func:`fetch_jarvis`; a leaderboard id without a structure in ``dataset`` raises ValueError.
+
+    Parameters
+    ----------
+    prop : str
+        A JARVIS property, e.g. ``"formation_energy_peratom"``.
+    dataset : str, default="dft_3d_2021"
+        The JARVIS release the structures come from.
+    path : str or Path, optional
+        A downloaded copy of that release (see :func:`fetch_jarvis`).
+    store_dir : str or Path, optional
+        Where jarvis-tools keeps its download.
+
+    Returns
+    -------
+    task : PropertyTask
+        Ids, structures, values and split labels, in the leaderboard's order.
+    """
     table = jarvis_leaderboard_splits(prop)
     source = fetch_jarvis(dataset, path=path, store_dir=store_dir)
     position = {sid: i for i, sid in enumerate(source.ids)}
@@ -160,8 +261,33 @@ def fetch_jarvis_leaderboard(prop: str, *, dataset: str = "dft_3d_2021", path=No
 
 def fetch_matbench(task: str = "matbench_dielectric", *, path=None, data_home=None, ids=None, limit=None,
                    sample=None, random_state=0) -> Dataset:
-    """A Matbench v0.1 structure task via ``matminer.datasets.load_dataset`` (ids ``mb-<task>-<row>``,
-    official folds from :func:`matbench_folds`). ``path`` reads a downloaded pandas-JSON file instead."""
+    """A Matbench v0.1 structure task via ``matminer.datasets.load_dataset``.
+
+    Ids are ``mb-<task>-<row>``; the official folds come from :func:`matbench_folds`.
+
+    Parameters
+    ----------
+    task : str, default="matbench_dielectric"
+        A Matbench structure task.
+    path : str or Path, optional
+        A downloaded pandas-JSON file to read instead of asking matminer.
+    data_home : str or Path, optional
+        matminer's download folder.
+    ids : sequence of str, optional
+        Read only these entries, in this order.
+    limit : int, optional
+        Read only the first ``limit`` entries.
+    sample : int, optional
+        Read a random sample of that many entries (in file order); at most one of ``ids``,
+        ``limit``, ``sample``.
+    random_state : int, default=0
+        Seed of ``sample``.
+
+    Returns
+    -------
+    dataset : Dataset
+        Ids, lazily parsed structures, targets and info (see :class:`~skdynemb.datasets.Dataset`).
+    """
     if path is not None:
         frame = frame_from_json(read_json(path))
     else:

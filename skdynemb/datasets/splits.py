@@ -22,9 +22,22 @@ MATBENCH_VALIDATION_FILE = ("matbench", "matbench_v0.1_validation.json.gz")
 def train_val_test_split(n_or_ids, fractions=(0.8, 0.1, 0.1), random_state=0):
     """Seeded random split into (train, val, test) index arrays, each sorted.
 
-    ``n_or_ids`` is a count or a sequence (only its length is used). The validation and test sizes
-    are ``floor(fraction * n)``; training gets the rest, so every index lands in exactly one part.
-    Same ``random_state`` (int or RandomState) -> same split.
+    The validation and test sizes are ``floor(fraction * n)``; training gets the rest, so every
+    index lands in exactly one part. Same ``random_state`` -> same split.
+
+    Parameters
+    ----------
+    n_or_ids : int or sequence
+        A count, or a sequence (only its length is used).
+    fractions : tuple of 3 float, default=(0.8, 0.1, 0.1)
+        Train, validation and test shares; non-negative, summing to 1.
+    random_state : int or RandomState, default=0
+        Seed of the permutation.
+
+    Returns
+    -------
+    train, val, test : ndarray of int
+        Sorted indices of each part.
     """
     n = int(n_or_ids) if isinstance(n_or_ids, (int, np.integer)) else len(n_or_ids)
     if n < 0:
@@ -40,8 +53,21 @@ def train_val_test_split(n_or_ids, fractions=(0.8, 0.1, 0.1), random_state=0):
 
 
 def reduced_formula(composition, index: int | None = None) -> str:
-    """Reduced formula of a formula string, pymatgen Composition, Structure (or anything with
-    ``.composition``) or :class:`~skdynemb.structures.Crystal`."""
+    """Reduced formula of a formula, composition, structure or crystal.
+
+    Parameters
+    ----------
+    composition : str, Composition, Structure or Crystal
+        A formula string, pymatgen Composition, Structure (or anything with ``.composition``) or
+        :class:`~skdynemb.structures.Crystal`.
+    index : int, optional
+        Its sample index, for the message of an unreadable composition (ValueError).
+
+    Returns
+    -------
+    formula : str
+        pymatgen's reduced formula, e.g. ``"LiCoO2"``.
+    """
     from pymatgen.core import Composition
 
     try:
@@ -67,9 +93,20 @@ def drop_polymorphs(compositions: Sequence, energy) -> np.ndarray:
     """The paper's "without polymorphs" filter: per reduced composition keep the entry with the lowest
     ``energy`` (formation energy, eV/atom; or the target itself where no formation energy exists).
 
-    Ties keep the first occurrence. Returns the kept indices, ascending ("with polymorphs" = keep all).
-    ``compositions`` holds formula strings, Compositions, Structures or Crystals (e.g.
-    ``dataset.structures.compositions()``).
+    Ties keep the first occurrence ("with polymorphs" = keep all).
+
+    Parameters
+    ----------
+    compositions : sequence
+        Formula strings, Compositions, Structures or Crystals (e.g.
+        ``dataset.structures.compositions()``).
+    energy : array-like of shape (n_samples,)
+        The energy to minimise per composition (eV/atom), finite.
+
+    Returns
+    -------
+    kept : ndarray of int
+        The kept indices, ascending.
     """
     energy = np.asarray(energy, dtype=np.float64)
     if energy.shape != (len(compositions),):
@@ -116,8 +153,22 @@ def _read_validation(file: str, mtime_ns: int) -> dict:
 def matbench_folds(task: str = "matbench_dielectric", ids: Sequence | None = None, path=None):
     """Official Matbench v0.1 5-fold splits as ``[(train_idx, test_idx), ...]`` (usable as ``cv=``).
 
-    Indices point into ``ids`` (e.g. ``dataset.ids``); by default into the task's full official row
-    order. With ``ids`` a subset of the task, fold entries outside it are left out of every fold.
+    Parameters
+    ----------
+    task : str, default="matbench_dielectric"
+        A Matbench v0.1 task.
+    ids : sequence of str, optional
+        The ids the indices point into (e.g. ``dataset.ids``); by default the task's full
+        official row order. With ``ids`` a subset of the task, fold entries outside it are left
+        out of every fold.
+    path : str or Path, optional
+        ``matbench_v0.1_validation.json(.gz)`` (default: the data folder's, or the matbench
+        package's).
+
+    Returns
+    -------
+    folds : list of (ndarray, ndarray)
+        Five ``(train_idx, test_idx)`` pairs of sorted indices.
     """
     file = _validation_file(path)
     splits = _read_validation(str(file), file.stat().st_mtime_ns)

@@ -86,7 +86,20 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
             )
 
     def fit(self, X, y):
-        """Search learners and hyper-parameters on (X, y) within the budget; refit the best."""
+        """Search learners and hyper-parameters on (X, y) within the budget; refit the best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Per-compound features (e.g. pooled embeddings).
+        y : array-like of shape (n_samples,)
+            Targets, in any unit.
+
+        Returns
+        -------
+        self : AutoMLRegressor
+            The fitted estimator.
+        """
         if self.backend not in ("flaml", "autosklearn", "auto-sklearn"):
             raise ValueError(f"backend must be 'flaml' or 'autosklearn', got {self.backend!r}")
         self._check_X(X)
@@ -144,7 +157,18 @@ class AutoMLRegressor(RegressorMixin, BaseEstimator):
         self.n_iter_ = model.n_runs_
 
     def predict(self, X):
-        """Predictions (n_samples,) in the unit of y."""
+        """Predictions of the best model found.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Per-compound features, as in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted targets, in the unit of y.
+        """
         check_is_fitted(self)
         self._check_X(X)
         if isinstance(self.model_, AutoSklearnRegressor):

@@ -58,8 +58,23 @@ _ENV = SideEnv(
 def run_worker(command: str, folder: Path, python, timeout: float) -> None:
     """Run ``_autosklearn_worker.py COMMAND FOLDER`` under the side interpreter.
 
-    Raises AutoSklearnEnvError (interpreter missing, auto-sklearn not importable) or
-    AutoSklearnWorkerError (non-zero exit, killed with its children, or still running after ``timeout`` s).
+    Parameters
+    ----------
+    command : {"check", "fit", "predict"}
+        What the worker does in ``folder``.
+    folder : Path
+        Folder holding the worker's inputs and receiving its outputs.
+    python : str or None
+        The side interpreter (None: ``$SKDYNEMB_AUTOSKLEARN_PYTHON`` or the setup script's env).
+    timeout : float
+        Seconds before the worker and its children are killed.
+
+    Raises
+    ------
+    AutoSklearnEnvError
+        The interpreter is missing, or auto-sklearn is not importable in it.
+    AutoSklearnWorkerError
+        Non-zero exit, killed with its children, or still running after ``timeout`` s.
     """
     _ENV.run(_WORKER, [command, str(folder)], folder, python, timeout,
              timeout_advice="raise timeout (seconds on top of time_left_for_this_task for fit) if the search "
@@ -67,7 +82,20 @@ def run_worker(command: str, folder: Path, python, timeout: float) -> None:
 
 
 def check_env(python=None, timeout: float = 120) -> str:
-    """The auto-sklearn version of the side env; AutoSklearnEnvError naming the setup script if unusable."""
+    """The auto-sklearn version of the side env; AutoSklearnEnvError naming the setup script if unusable.
+
+    Parameters
+    ----------
+    python : str, optional
+        The side interpreter (default: ``$SKDYNEMB_AUTOSKLEARN_PYTHON`` or the setup script's env).
+    timeout : float, default=120
+        Seconds the check may take.
+
+    Returns
+    -------
+    version : str
+        auto-sklearn's version in the side env, e.g. ``"0.15.0"``.
+    """
     with tempfile.TemporaryDirectory(prefix="skdynemb-autosklearn-") as tmp:
         run_worker("check", Path(tmp), python, timeout)
         return (Path(tmp) / "version.txt").read_text()
@@ -224,7 +252,20 @@ class AutoSklearnRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"include, exclude and autosklearn_kwargs must be JSON-serialisable: {exc}") from None
 
     def fit(self, X, y):
-        """Search auto-sklearn pipelines on (X, y) (y numeric, any unit) and keep the fitted ensemble."""
+        """Search auto-sklearn pipelines on (X, y) and keep the fitted ensemble.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Per-compound features (at least 2 samples).
+        y : array-like of shape (n_samples,)
+            Numeric targets, in any unit.
+
+        Returns
+        -------
+        self : AutoSklearnRegressor
+            The fitted estimator.
+        """
         _check_X(X)
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite=False, ensure_min_samples=2)
         _check_finite(X)
@@ -244,7 +285,18 @@ class AutoSklearnRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        """Predictions (n_samples,) in the unit of y."""
+        """Predictions of the fitted ensemble, computed in the side interpreter.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Per-compound features, as in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted targets, in the unit of y.
+        """
         check_is_fitted(self)
         _check_X(X)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)

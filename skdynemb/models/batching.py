@@ -18,7 +18,19 @@ from torch.utils.data import Dataset
 
 
 class CompoundDataset(Dataset):
-    """Items ((features (n_el, d), fractions (n_el,)), target (1,)) of the selected compounds."""
+    """Items ((features (n_el, d), fractions (n_el,)), target (1,)) of the selected compounds.
+
+    Parameters
+    ----------
+    feats : list of ndarray of shape (n_el, d), float32
+        Element rows of every compound.
+    fracs : list of ndarray of shape (n_el,), float32
+        Atomic fractions of every compound's elements (each sums to 1).
+    y : ndarray of shape (n_compounds, 1), float32, or None
+        Standardised targets; None (prediction) gives zero targets.
+    idx : ndarray of int
+        The compounds (indices into ``feats``) this dataset holds, in order.
+    """
 
     def __init__(self, feats, fracs, y, idx):
         self.feats, self.fracs, self.y, self.idx = feats, fracs, y, idx
@@ -36,9 +48,20 @@ class CompoundDataset(Dataset):
 class CompoundBatch:
     """Compounds concatenated into one graph: N element rows, E = sum of n_el**2 pair edges.
 
-    elem_fea (N, d), elem_weights (N, 1) fractions, self_idx / nbr_idx (E,) row indices of
-    each (element, neighbour) pair within the same compound, compound_idx (N,) compound of each
-    row. ``len()`` is the number of compounds (skorch's batch size).
+    ``len()`` is the number of compounds (skorch's batch size).
+
+    Attributes
+    ----------
+    elem_fea : torch.Tensor of shape (N, d)
+        Element rows.
+    elem_weights : torch.Tensor of shape (N, 1)
+        Their atomic fractions.
+    self_idx, nbr_idx : torch.Tensor of shape (E,)
+        Row indices of each (element, neighbour) pair within the same compound.
+    compound_idx : torch.Tensor of shape (N,)
+        Compound of each row.
+    n_compounds : int
+        Number of compounds.
     """
 
     elem_fea: torch.Tensor
@@ -52,12 +75,37 @@ class CompoundBatch:
         return self.n_compounds
 
     def to(self, device):
+        """The batch on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Target device.
+
+        Returns
+        -------
+        batch : CompoundBatch
+            A new batch whose tensors are on ``device``.
+        """
         names = ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")
         return CompoundBatch(**{k: getattr(self, k).to(device) for k in names}, n_compounds=self.n_compounds)
 
 
 def collate_compounds(batch):
-    """Items of :class:`CompoundDataset` -> (CompoundBatch, y (B, 1)); no padding."""
+    """Items of :class:`CompoundDataset` -> (CompoundBatch, y (B, 1)); no padding.
+
+    Parameters
+    ----------
+    batch : list of tuple
+        ``((features, fractions), target)`` items of a :class:`CompoundDataset`.
+
+    Returns
+    -------
+    X : CompoundBatch
+        The compounds concatenated into one graph.
+    y : torch.Tensor of shape (B, 1)
+        Their targets.
+    """
     items, ys = zip(*batch)
     sizes = np.array([len(w) for _, w in items])
     starts = np.cumsum(sizes) - sizes
@@ -78,4 +126,18 @@ class CompoundBatchNet(NeuralNet):
     """skorch net whose batches are :class:`CompoundBatch` objects (moved, not converted)."""
 
     def infer(self, x, **fit_params):
+        """The module's output on batch ``x``, moved to the net's device first.
+
+        Parameters
+        ----------
+        x : CompoundBatch
+            A batch of compounds.
+        **fit_params
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_compounds, n_outputs)
+            The module's output.
+        """
         return self.module_(x.to(self.device), **fit_params)

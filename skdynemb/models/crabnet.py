@@ -36,8 +36,8 @@ import torch
 from pymatgen.core import Composition
 from torch import nn
 
-from skdynemb.models._common import TorchRegressor, check_compounds, check_target, is_compound_input
-from skdynemb.models._common import validate_array
+from skdynemb.models._common import TorchRegressor, call_in_float64, check_compounds, check_target
+from skdynemb.models._common import is_compound_input, validate_array
 from skdynemb.models.batching import CompoundBatchNet, CompoundDataset, collate_compounds
 from skdynemb.static_tables import TABLES
 
@@ -52,6 +52,22 @@ def fraction_encoding(fractions: torch.Tensor, width: int, resolution: float, lo
     linear scale, ``p = resolution * min(1, -log2(x) / log2(resolution))`` on the log scale (so
     fractions from 1 down to 1/resolution spread over the whole range). Column ``2i`` is
     ``sin(p / 10000**(2i / width))`` and column ``2i + 1`` the matching cosine.
+
+    Parameters
+    ----------
+    fractions : torch.Tensor of shape (n,)
+        Atomic fractions in (0, 1] (dimensionless).
+    width : int
+        Number of encoding columns.
+    resolution : float
+        Largest position: fractions are resolved down to about ``1 / resolution``.
+    log_scale : bool
+        Map the fractions to positions on the log scale instead of the linear one.
+
+    Returns
+    -------
+    encoding : torch.Tensor of shape (n, width)
+        The encodings, in [-1, 1], of the dtype of ``fractions``.
     """
     x = fractions.clamp(min=1e-12)
     if log_scale:
@@ -123,8 +139,28 @@ class CrabNetModule(nn.Module):
     encoding -> transformer encoder over each compound's elements -> residual head per element ->
     (fraction-weighted) average per compound.
 
-    Parameters are those of :class:`CrabNetRegressor` of the same names; ``n_features`` is the
-    width of the input rows and ``n_outputs`` 1 (2 with the robust loss: mean and log std).
+    Parameters
+    ----------
+    n_features : int
+        Width of the input element rows.
+    d_model : int, default=512
+        Width of the element vectors inside the network.
+    n_layers : int, default=3
+        Transformer encoder layers.
+    n_heads : int, default=4
+        Attention heads per layer; must divide ``d_model``.
+    dim_feedforward : int, default=2048
+        Hidden width of each encoder layer's feed-forward network.
+    dropout : float, default=0.1
+        Dropout probability inside the encoder layers.
+    out_hidden : tuple of int, default=(1024, 512, 256, 128)
+        Hidden sizes of the residual head applied to every element.
+    frac_resolution : float, default=5000.0
+        Range of the fraction encodings' positions (see :func:`fraction_encoding`).
+    pooling : {"fraction", "mean"}, default="fraction"
+        Per-element outputs to the compound's: fraction-weighted or plain mean.
+    n_outputs : int, default=1
+        Outputs per compound (2 with the robust loss: mean and log std).
     """
 
     def __init__(
@@ -153,7 +189,20 @@ class CrabNetModule(nn.Module):
         self.head = _ResidualHead(d_model, n_outputs, out_hidden)
 
     def element_inputs(self, elem_fea, fractions):
-        """Rows projected to ``d_model`` plus the fraction encodings, (N, d_model)."""
+        """Rows projected to ``d_model`` plus the fraction encodings.
+
+        Parameters
+        ----------
+        elem_fea : torch.Tensor of shape (N, n_features)
+            Element rows (standardised).
+        fractions : torch.Tensor of shape (N,)
+            Their atomic fractions.
+
+        Returns
+        -------
+        inputs : torch.Tensor of shape (N, d_model)
+            The encoder's input vectors.
+        """
         half = self.d_model // 2
         lin = fraction_encoding(fractions, half, self.frac_resolution, log_scale=False)
         log = fraction_encoding(fractions, self.d_model - half, self.frac_resolution, log_scale=True)
@@ -161,7 +210,18 @@ class CrabNetModule(nn.Module):
         return self.embed(elem_fea) * s[0] + torch.cat([lin * s[1], log * s[2]], dim=1)
 
     def encode(self, batch):
-        """Encoded element vectors (N, d_model), in the order of ``batch.elem_fea``."""
+        """Encoded element vectors, in the order of ``batch.elem_fea``.
+
+        Parameters
+        ----------
+        batch : CompoundBatch
+            Compounds concatenated into one graph.
+
+        Returns
+        -------
+        encoded : torch.Tensor of shape (N, d_model)
+            One vector per element row, after the encoder layers.
+        """
         fractions = batch.elem_weights[:, 0]
         x = self.element_inputs(batch.elem_fea, fractions)
         if not len(self.encoder):
@@ -179,18 +239,28 @@ class CrabNetModule(nn.Module):
         return x
 
     def forward(self, batch):
-        """Outputs (n_compounds, n_outputs) of a :class:`~skdynemb.models.batching.CompoundBatch`.
+        """Outputs of the network for a batch of compounds.
 
         In evaluation mode the network runs in float64 (on float64 copies of the weights; the
         float32 weights are untouched), so a compound's prediction does not depend on the other
         compounds of its batch: float32 matrix products round differently with their number of
         rows (last bits), float64 ones far below float32 precision.
+
+        Parameters
+        ----------
+        batch : CompoundBatch
+            Compounds concatenated into one graph
+            (:class:`~skdynemb.models.batching.CompoundBatch`).
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_compounds, n_outputs)
+            float32 in training, float64 in eval mode.
         """
         if self.training or batch.elem_fea.dtype == torch.float64:
             return self._forward(batch)
-        weights = {name: t.double() for name, t in [*self.named_parameters(), *self.named_buffers()]}
         batch = replace(batch, elem_fea=batch.elem_fea.double(), elem_weights=batch.elem_weights.double())
-        return torch.func.functional_call(self, weights, (batch,))
+        return call_in_float64(self, batch)
 
     def _forward(self, batch):
         out = self.head(self.encode(batch))
@@ -292,6 +362,10 @@ class CrabNetRegressor(TorchRegressor):
         the same predictions (bitwise on CPU).
     verbose : int, default=0
         skorch's per-epoch log when > 0.
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator trains its networks ``max_epochs`` more epochs
+        (weights, optimiser state and ``history_`` carry on) instead of starting afresh; see
+        ``partial_fit`` for what may change between calls.
 
     Attributes
     ----------
@@ -348,6 +422,7 @@ class CrabNetRegressor(TorchRegressor):
         device="cpu",
         random_state=0,
         verbose=0,
+        warm_start=False,
     ):
         self.embedding = embedding
         self.d_model = d_model
@@ -371,6 +446,7 @@ class CrabNetRegressor(TorchRegressor):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def _check_params(self):
         if not isinstance(self.embedding, str) or self.embedding not in TABLES:

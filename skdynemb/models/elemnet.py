@@ -15,14 +15,24 @@ import torch
 from skorch.dataset import Dataset
 from torch import nn
 
-from skdynemb.models._common import TorchRegressor, validate_array
+from skdynemb.models._common import TorchRegressor, call_in_float64, validate_array
 
 #: (width, number of layers, dropout probability after the block) of ElemNet's hidden layers
 ELEMNET_BLOCKS = ((1024, 4, 0.2), (512, 3, 0.1), (256, 3, 0.3), (128, 3, 0.2), (64, 2, 0.0), (32, 1, 0.0))
 
 
 class ElemNetModule(nn.Module):
-    """Blocks of Linear+ReLU layers, each block followed by dropout, then a linear output."""
+    """Blocks of Linear+ReLU layers, each block followed by dropout, then a linear output.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input rows.
+    blocks : tuple of (int, int, float), default=ELEMNET_BLOCKS
+        Hidden layers as (width, number of layers, dropout probability after the block).
+    n_outputs : int, default=1
+        Outputs per sample (2 for the "robust" loss: mean and log std).
+    """
 
     def __init__(self, n_features, blocks=ELEMNET_BLOCKS, n_outputs=1):
         super().__init__()
@@ -37,7 +47,22 @@ class ElemNetModule(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, X):
-        return self.net(X)
+        """Outputs of the network; float64 in eval mode.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Standardised input rows.
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_samples, n_outputs)
+            float32 in training, float64 in eval mode (so that a sample's output does not depend
+            on the rest of its batch; see :func:`~skdynemb.models._common.call_in_float64`).
+        """
+        if self.training or X.dtype == torch.float64:
+            return self.net(X)
+        return call_in_float64(self, X.double())
 
 
 class ElemNetRegressor(TorchRegressor):
@@ -76,6 +101,10 @@ class ElemNetRegressor(TorchRegressor):
         Seed of split, initialisation, shuffling and dropout.
     verbose : int, default=0
         skorch's per-epoch log when > 0.
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator trains its networks ``max_epochs`` more epochs
+        (weights, optimiser state and ``history_`` carry on) instead of starting afresh; see
+        ``partial_fit`` for what may change between calls.
 
     Attributes
     ----------
@@ -108,6 +137,7 @@ class ElemNetRegressor(TorchRegressor):
         device="cpu",
         random_state=0,
         verbose=0,
+        warm_start=False,
     ):
         self.blocks = blocks
         self.standardize = standardize
@@ -122,6 +152,7 @@ class ElemNetRegressor(TorchRegressor):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def _check_params(self):
         for block in self.blocks:

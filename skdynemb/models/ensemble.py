@@ -25,6 +25,16 @@ def seed_parameters(estimator) -> list[str]:
 
     These are ``random_state`` and every ``<step>__random_state`` of a pipeline or other
     composite estimator.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Any scikit-learn estimator (a pipeline included).
+
+    Returns
+    -------
+    names : list of str
+        The seed parameters, sorted (empty when the estimator takes no seed).
     """
     return sorted(k for k in estimator.get_params(deep=True) if k == "random_state" or k.endswith("__random_state"))
 
@@ -139,8 +149,18 @@ class SeedEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         return self
 
     def predict_members(self, X) -> np.ndarray:
-        """Each member's prediction, shape (n_seeds, n_samples) (or (n_seeds, n_samples, n_targets)
-        for a multi-output member), in the unit of y."""
+        """Each member's prediction, in the unit of y.
+
+        Parameters
+        ----------
+        X : object
+            Inputs of the kind the member estimator takes.
+
+        Returns
+        -------
+        predictions : ndarray of shape (n_seeds, n_samples) or (n_seeds, n_samples, n_targets)
+            One row per member (the last axis for a multi-output member), float64.
+        """
         check_is_fitted(self, "estimators_")
         return np.stack([np.asarray(est.predict(X), dtype=np.float64) for est in self.estimators_])
 

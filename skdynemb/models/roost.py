@@ -15,13 +15,14 @@ suite checks this implementation against aviary's modules with shared weights.
 from __future__ import annotations
 
 import numbers
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from skdynemb.models._common import TorchRegressor, check_compounds, check_target, is_compound_input
-from skdynemb.models._common import validate_array
+from skdynemb.models._common import TorchRegressor, call_in_float64, check_compounds, check_target
+from skdynemb.models._common import is_compound_input, validate_array
 from skdynemb.models.batching import CompoundBatchNet, CompoundDataset, collate_compounds
 
 
@@ -98,7 +99,29 @@ class RoostModule(nn.Module):
     """The Roost network on a batch of concatenated element rows.
 
     Batches are :class:`~skdynemb.models.batching.CompoundBatch` objects
-    (:func:`~skdynemb.models.batching.collate_compounds`).
+    (:func:`~skdynemb.models.batching.collate_compounds`). The parameters are those of
+    :class:`RoostRegressor` of the same names.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input element rows.
+    elem_fea_len : int, default=64
+        Width of the element features inside the network.
+    n_graph : int, default=3
+        Number of message-passing layers.
+    elem_heads : int, default=3
+        Attention heads of each message-passing layer.
+    elem_gate, elem_msg : tuple of int, default=(256,)
+        Hidden sizes of the gate and message networks of each message-passing layer.
+    cry_heads : int, default=3
+        Attention heads of the pooling of elements into the compound vector.
+    cry_gate, cry_msg : tuple of int, default=(256,)
+        Hidden sizes of the pooling's gate and message networks.
+    out_hidden : tuple of int, default=(1024, 512, 256, 128, 64)
+        Hidden sizes of the residual output network.
+    n_outputs : int, default=1
+        Outputs per compound (2 for the "robust" loss: mean and log std).
     """
 
     def __init__(
@@ -126,7 +149,19 @@ class RoostModule(nn.Module):
         self.output = _ResidualFeedForward(elem_fea_len, n_outputs, out_hidden)
 
     def descriptor(self, batch):
-        """Compound vectors (n_compounds, elem_fea_len) of a :class:`~skdynemb.models.batching.CompoundBatch`."""
+        """Compound vectors of a batch, before the output network.
+
+        Parameters
+        ----------
+        batch : CompoundBatch
+            Compounds concatenated into one graph
+            (:class:`~skdynemb.models.batching.CompoundBatch`).
+
+        Returns
+        -------
+        descriptor : torch.Tensor of shape (n_compounds, elem_fea_len)
+            The pooled compound vectors.
+        """
         weights = batch.elem_weights
         x = torch.cat([self.embed(batch.elem_fea), weights], dim=1)
         for graph in self.graphs:
@@ -135,8 +170,27 @@ class RoostModule(nn.Module):
         return torch.stack(heads).mean(0)
 
     def forward(self, batch):
-        """Outputs (n_compounds, n_outputs) of a :class:`~skdynemb.models.batching.CompoundBatch`."""
-        return self.output(self.descriptor(batch))
+        """Outputs of the network for a batch of compounds.
+
+        In eval mode the network runs in float64 (:func:`~skdynemb.models._common.call_in_float64`),
+        so a compound's prediction does not depend on the other compounds of its batch.
+
+        Parameters
+        ----------
+        batch : CompoundBatch
+            Compounds concatenated into one graph
+            (:class:`~skdynemb.models.batching.CompoundBatch`).
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_compounds, n_outputs)
+            float32 in training, float64 in eval mode.
+        """
+        if self.training or batch.elem_fea.dtype == torch.float64:
+            return self.output(self.descriptor(batch))
+        return call_in_float64(
+            self, replace(batch, elem_fea=batch.elem_fea.double(), elem_weights=batch.elem_weights.double())
+        )
 
 
 class RoostRegressor(TorchRegressor):
@@ -195,6 +249,10 @@ class RoostRegressor(TorchRegressor):
         predictions (bitwise on CPU).
     verbose : int, default=0
         skorch's per-epoch log when > 0.
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator trains its networks ``max_epochs`` more epochs
+        (weights, optimiser state and ``history_`` carry on) instead of starting afresh; see
+        ``partial_fit`` for what may change between calls.
 
     Attributes
     ----------
@@ -245,6 +303,7 @@ class RoostRegressor(TorchRegressor):
         device="cpu",
         random_state=0,
         verbose=0,
+        warm_start=False,
     ):
         self.elem_fea_len = elem_fea_len
         self.n_graph = n_graph
@@ -267,6 +326,7 @@ class RoostRegressor(TorchRegressor):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def _check_params(self):
         if not isinstance(self.elem_fea_len, numbers.Integral) or self.elem_fea_len < 2:

@@ -17,7 +17,7 @@ import numpy as np
 
 from skdynemb._files import atomic_write
 from skdynemb.errors import InvalidStructureError
-from skdynemb.graphs import AlignnBatch, AlignnGraph, KNearestGraph, assemble_graph, batch_graphs
+from skdynemb.backbones.alignn.graphs import AlignnBatch, AlignnGraph, KNearestGraph, assemble_graph, batch_graphs
 
 _FORMAT = "skdynemb-alignn-graphs-2"
 _ARRAYS = ("atomic_numbers", "edge_src", "edge_dst", "edge_r", "edge_image", "edge_mult", "node_offsets",
@@ -37,10 +37,25 @@ class GraphStore:
     """The ALIGNN atom graphs of many structures, concatenated.
 
     Structure ``s`` owns sites ``node_offsets[s]:node_offsets[s + 1]`` and directed bonds
-    ``edge_offsets[s]:edge_offsets[s + 1]``; ``edge_src`` / ``edge_dst`` are site indices local
-    to their structure, ``edge_r`` (Å, float32), ``edge_image`` and ``edge_mult`` as in
-    :class:`~skdynemb.graphs.AlignnGraph`, ``cutoffs`` the neighbour cutoff each graph used (Å).
-    ``key`` is :func:`graph_key` of the structures and the rule the graphs were built with.
+    ``edge_offsets[s]:edge_offsets[s + 1]``. Build one with :meth:`build` or :meth:`cached`.
+
+    Parameters
+    ----------
+    atomic_numbers : ndarray of int
+        Atomic number of every site, structure after structure.
+    edge_src, edge_dst : ndarray of int
+        Site indices, local to their structure, of every directed bond.
+    edge_r : ndarray of shape (n_edges, 3), float32
+        Bond vectors in Å.
+    edge_image, edge_mult : ndarray of int
+        Periodic image and multiplicity of every bond, as in
+        :class:`~skdynemb.backbones.alignn.graphs.AlignnGraph`.
+    node_offsets, edge_offsets : ndarray of int
+        Where each structure's sites and bonds start (length n_structures + 1).
+    cutoffs : ndarray of float
+        The neighbour cutoff each graph used (Å).
+    key : str
+        :func:`graph_key` of the structures and the rule the graphs were built with.
     """
 
     atomic_numbers: np.ndarray
@@ -88,7 +103,13 @@ class GraphStore:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write an uncompressed ``.npz`` atomically (temporary file, then rename)."""
+        """Write an uncompressed ``.npz`` atomically (temporary file, then rename).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write.
+        """
         arrays = {"key": np.array(self.key), **{name: getattr(self, name) for name in _ARRAYS}}
 
         def write(tmp):
@@ -122,7 +143,18 @@ class GraphStore:
         return store
 
     def graph(self, index: int) -> AlignnGraph:
-        """Structure ``index``'s full graph, line graph included (same as building it afresh)."""
+        """Structure ``index``'s full graph, line graph included (same as building it afresh).
+
+        Parameters
+        ----------
+        index : int
+            The structure's position in the store.
+
+        Returns
+        -------
+        graph : AlignnGraph
+            Its graph.
+        """
         n0, n1 = self.node_offsets[index], self.node_offsets[index + 1]
         e0, e1 = self.edge_offsets[index], self.edge_offsets[index + 1]
         return assemble_graph(
@@ -132,8 +164,21 @@ class GraphStore:
         )
 
     def batch(self, indices: Sequence[int], expand: bool = False) -> AlignnBatch:
-        """Block-diagonal batch of the structures ``indices`` (in that order); ``expand`` gives the
-        official multigraphs (:meth:`~skdynemb.graphs.AlignnGraph.expanded`), which BatchNorm
-        training needs: its batch statistics count every copy of an edge."""
+        """Block-diagonal batch of the structures ``indices`` (in that order).
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Positions of the structures in the store.
+        expand : bool, default=False
+            Give the official multigraphs
+            (:meth:`~skdynemb.backbones.alignn.graphs.AlignnGraph.expanded`), which BatchNorm
+            training needs: its batch statistics count every copy of an edge.
+
+        Returns
+        -------
+        batch : AlignnBatch
+            The structures' graphs joined into one.
+        """
         graphs = [self.graph(int(i)) for i in indices]
         return batch_graphs([g.expanded() for g in graphs] if expand else graphs)

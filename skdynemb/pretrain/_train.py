@@ -37,23 +37,35 @@ from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn import ALIGNN, ALIGNNConfig, load_checkpoint, save_checkpoint
 from skdynemb.datasets.splits import train_val_test_split
 from skdynemb.errors import InvalidSampleError
-from skdynemb.graphs import KNearestGraph
+from skdynemb.backbones.alignn.graphs import KNearestGraph
 from skdynemb.pretrain._store import GraphStore
 
 LOSSES = {"mae": F.l1_loss, "mse": F.mse_loss}
 SCHEDULERS = ("onecycle", "none")
-BEST_DIR, STATE_FILE, LOG_FILE, SUMMARY_FILE, GRAPHS_FILE = "best", "state.pt", "log.jsonl", "summary.json", "graphs.npz"
+BEST_DIR, STATE_FILE, LOG_FILE = "best", "state.pt", "log.jsonl"
+SUMMARY_FILE, GRAPHS_FILE = "summary.json", "graphs.npz"
 
 
 @dataclass
 class PretrainResult:
     """What :func:`pretrain_alignn` produced.
 
-    ``checkpoint``: the best-validation model folder (load with
-    ``skdynemb.backbones.alignn.load(checkpoint)``); MAEs in target units; ``history`` one dict
-    per epoch (as ``log.jsonl``); ``split`` the (train, val, test) index arrays into the inputs;
-    ``target_mean`` / ``target_std`` the standardisation used in training (folded into the
-    checkpoint's output layer).
+    Attributes
+    ----------
+    output_dir : Path
+        The run's folder.
+    checkpoint : Path
+        The best-validation model folder (load with ``skdynemb.backbones.alignn.load(checkpoint)``).
+    best_epoch : int
+        The epoch of that model.
+    val_mae, test_mae : float
+        Its validation and test MAE, in target units (``test_mae`` None without a test set).
+    history : list of dict
+        One dict per epoch (as ``log.jsonl``).
+    split : tuple of 3 ndarray
+        The (train, val, test) index arrays into the inputs.
+    target_mean, target_std : float
+        The standardisation used in training (folded into the checkpoint's output layer).
     """
 
     output_dir: Path
@@ -103,7 +115,20 @@ def _check_config(config: ALIGNNConfig) -> None:
 
 
 def folded_model(model: ALIGNN, mean: float, std: float) -> ALIGNN:
-    """A copy of ``model`` whose output is ``std * output + mean`` (standardisation folded into ``fc``)."""
+    """A copy of ``model`` whose output is ``std * output + mean`` (standardisation folded into ``fc``).
+
+    Parameters
+    ----------
+    model : ALIGNN
+        A network trained on standardised targets.
+    mean, std : float
+        The standardisation (target units).
+
+    Returns
+    -------
+    model : ALIGNN
+        A new network, in eval mode, predicting in target units.
+    """
     out = ALIGNN(model.config)
     out.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -196,7 +221,7 @@ def pretrain_alignn(
         Network hyper-parameters (default: the official ``ALIGNNConfig()``, 4 + 4 layers, 256
         wide); a scalar regression head is required.
     graph : KNearestGraph, optional
-        The graph rule (:class:`~skdynemb.graphs.KNearestGraph`), stored in the checkpoint
+        The graph rule (:class:`~skdynemb.backbones.alignn.graphs.KNearestGraph`), stored in the checkpoint
         (default: ``KNearestGraph()``, the official canonical 8 Å / 12-neighbour rule).
     epochs : int, default=300
         Training epochs.
@@ -227,6 +252,11 @@ def pretrain_alignn(
         torch CPU threads during the call (restored after); None leaves the setting.
     progress : bool, default=True
         tqdm progress bars and one line per epoch.
+
+    Returns
+    -------
+    result : PretrainResult
+        The best checkpoint's folder, its epoch and MAEs, the history and the split.
     """
     from tqdm.auto import tqdm
 
@@ -311,7 +341,8 @@ def pretrain_alignn(
     _write_json(out / SUMMARY_FILE, {
         "settings": settings, "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "target_mean": mean, "target_std": std, "best_epoch": best["epoch"], "val_mae": best["val_mae"],
-        "test_mae": test_mae, "baseline_test_mae": float(np.mean(np.abs(y[test] - y[train].mean()))) if len(test) else None,
+        "test_mae": test_mae,
+        "baseline_test_mae": float(np.mean(np.abs(y[test] - y[train].mean()))) if len(test) else None,
         "train_seconds": float(sum(r["seconds"] for r in history)), "device": str(dev),
     })
     return PretrainResult(out, out / BEST_DIR, best["epoch"], best["val_mae"], test_mae, history,
@@ -339,7 +370,9 @@ def _restore(out: Path, resume: bool, settings: dict, model, optimizer, sched, d
     state = torch.load(path, map_location=device, weights_only=True)
     saved = state["settings"]
     extendable = {"epochs"} if settings["scheduler"] == "none" else set()
-    differ = sorted(k for k in settings.keys() | saved.keys() if k not in extendable and saved.get(k) != settings.get(k))
+    differ = sorted(
+        k for k in settings.keys() | saved.keys() if k not in extendable and saved.get(k) != settings.get(k)
+    )
     if differ:
         raise ValueError(
             f"{out} holds a run with other settings or data ({', '.join(differ)} differ); "

@@ -61,7 +61,18 @@ class TabularOutputMixin:
     """
 
     def set_output(self, *, transform=None):
-        """Set the output container of ``transform`` ("default", "pandas" or "polars")."""
+        """Set the output container of ``transform`` ("default", "pandas" or "polars").
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, optional
+            Container of 2-D outputs; per-element embeddings are returned as they are. None: unchanged.
+
+        Returns
+        -------
+        self : estimator
+            This transformer.
+        """
         if transform is not None:
             if not hasattr(self, "_sklearn_output_config"):
                 self._sklearn_output_config = {}
@@ -102,11 +113,37 @@ class SampleTransformer(TabularOutputMixin, TransformerMixin, BaseEstimator, aut
         super().__init_subclass__(**kwargs)
 
     def fit_transform(self, X, y=None, **fit_params):
-        """``fit(X, y).transform(X)`` (TransformerMixin's version would re-wrap the output)."""
+        """``fit(X, y).transform(X)`` (TransformerMixin's version would re-wrap the output).
+
+        Parameters
+        ----------
+        X : sequence or pandas Series / DataFrame
+            The samples, as ``transform`` accepts them.
+        y : ignored
+            Passed to ``fit`` (which does not use it).
+        **fit_params : dict
+            Passed to ``fit``.
+
+        Returns
+        -------
+        out : ElementEmbeddings or ndarray of shape (n_samples, n_features_out_) or DataFrame
+            What ``transform`` returns.
+        """
         return self.fit(X, y, **fit_params).transform(X)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features (one per column of a row)."""
+        """Names of the output features (one per column of a row).
+
+        Parameters
+        ----------
+        input_features : ignored
+            Not used (the inputs are structures or compositions, not named columns).
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            A copy of ``feature_names_``.
+        """
         check_is_fitted(self, "feature_names_")
         return self.feature_names_.copy()
 

@@ -62,7 +62,9 @@ def _amounts(obj, index: int, sample_id) -> dict[Element, float]:
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidCompositionError(index, sample_id, f"could not parse formula {obj!r}: {exc}") from exc
         kept = {el.symbol for el in comp.element_composition}
-        dropped = [sym for sym in dict.fromkeys(_SYMBOL.findall(obj)) if Element.is_valid_symbol(sym) and sym not in kept]
+        dropped = [
+            sym for sym in dict.fromkeys(_SYMBOL.findall(obj)) if Element.is_valid_symbol(sym) and sym not in kept
+        ]
         if dropped:  # pymatgen drops amounts below its tolerance: "Na1e-9Cl" would become pure Cl
             raise InvalidCompositionError(
                 index, sample_id,
@@ -82,9 +84,9 @@ def _amounts(obj, index: int, sample_id) -> dict[Element, float]:
 
 
 def parse_compositions(X) -> tuple[list[tuple[tuple[str, ...], np.ndarray]], list]:
-    """Per sample of X: (element symbols sorted by atomic number, atomic fractions summing to 1).
+    r"""Per sample of X: (element symbols sorted by atomic number, atomic fractions summing to 1).
 
-    X items may be formula strings ("LiCoO2", "Li10 Ge P2 S12"), pymatgen ``Composition``\\ s,
+    X items may be formula strings ("LiCoO2", "Li10 Ge P2 S12"), pymatgen ``Composition``\ s,
     element -> amount dicts, or any structure :func:`skdynemb.structures.to_crystal` accepts
     (a structure contributes the composition of its sites). A string is a formula when
     :func:`skdynemb.structures.string_kind` finds one line that names no file. Also returns the sample ids

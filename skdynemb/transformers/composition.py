@@ -1,7 +1,7 @@
-"""Composition-only baseline features (the paper's Table 3 inputs): ElemNet fractions, Magpie.
+r"""Composition-only baseline features (the paper's Table 3 inputs): ElemNet fractions, Magpie.
 
 Both accept what :class:`~skdynemb.transformers.StaticEmbeddingTransformer` accepts (formulas,
-``Composition``\\ s, element -> amount dicts, structures) and return (n_samples, d) float32 arrays
+``Composition``\ s, element -> amount dicts, structures) and return (n_samples, d) float32 arrays
 (or DataFrames with ``set_output(transform="pandas")``).
 """
 
@@ -24,7 +24,18 @@ ELEMNET_EXCLUDED = ("He", "Ne", "Ar", "Po", "At", "Rn", "Fr", "Ra")
 
 def element_columns(elements: str) -> tuple[str, ...]:
     """Column symbols, by atomic number: ``"elemnet"`` (86: Z=1..94 minus ELEMNET_EXCLUDED) or
-    ``"all"`` (118: Z=1..118, the columns of matminer's ``ElementFraction``)."""
+    ``"all"`` (118: Z=1..118, the columns of matminer's ``ElementFraction``).
+
+    Parameters
+    ----------
+    elements : {"elemnet", "all"}
+        Which column set.
+
+    Returns
+    -------
+    symbols : tuple of str
+        Element symbols, by atomic number.
+    """
     last = 94 if elements == "elemnet" else 118
     excluded = ELEMNET_EXCLUDED if elements == "elemnet" else ()
     return tuple(s for s in (Element.from_Z(z).symbol for z in range(1, last + 1)) if s not in excluded)
@@ -35,13 +46,43 @@ class _CompositionFeatures(SampleTransformer):
     (returns ``row(symbols, fractions, index, sample_id) -> 1-D array`` for the fitted state)."""
 
     def fit(self, X=None, y=None):
-        """Check the parameters and set the output names; X and y are not used."""
+        """Check the parameters and set the output names; X and y are not used.
+
+        Parameters
+        ----------
+        X : ignored
+            Not used, present for API consistency.
+        y : ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : estimator
+            The fitted transformer.
+        """
         self.feature_names_ = np.asarray(self._names(), dtype=object)
         self.n_features_out_ = len(self.feature_names_)
         return self
 
     def transform(self, X):
-        """(n_samples, n_features_out_) float32 features of the compositions/structures X."""
+        """(n_samples, n_features_out_) float32 features of the compositions/structures X.
+
+        Parameters
+        ----------
+        X : sequence or pandas Series / DataFrame
+            Formula strings, pymatgen Compositions, element -> amount dicts or structures
+            (see :func:`~skdynemb.transformers._compositions.parse_compositions`).
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_) or DataFrame
+            float32 rows (a DataFrame under ``set_output(transform="pandas")``).
+
+        Raises
+        ------
+        InvalidCompositionError
+            A composition cannot be represented (its index and id).
+        """
         check_is_fitted(self, "feature_names_")
         parsed, ids = parse_compositions(X)
         row = self._row_function()

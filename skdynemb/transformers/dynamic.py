@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+import warnings
 
-import numpy as np
-from pymatgen.core import Composition
 from sklearn.utils.validation import check_is_fitted
 
-from skdynemb._device import resolve_device
-from skdynemb.backbones import available_backbones, load_backbone
-from skdynemb.cache import StageCache, cache_location
-from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
+from skdynemb.cache import cache_location
+from skdynemb.embeddings import ElementEmbeddings
 from skdynemb.errors import InvalidStructureError
-from skdynemb.extraction import SampleError, extract_pooled_or_errors
-from skdynemb.pooling import PooledStages
-from skdynemb.provenance import backbone_identity
-from skdynemb.structures import STANDARDIZE, Crystal, standardize, string_kind, to_crystals
+from skdynemb.extraction import DEFAULT_BACKBONE
+from skdynemb.extraction.engine import NOT_GIVEN, Extractor, renamed_parameter
+from skdynemb.pooling import POOLINGS, mean_rows
 from skdynemb.transformers._base import SampleTransformer, as_samples
-
-
-def _reject_formulas(items, ids) -> None:
-    """Raise InvalidStructureError for the first item that is a chemical formula, not a structure."""
-    for i, obj in enumerate(items):
-        if not isinstance(obj, str) or len(obj) > 200 or string_kind(obj) != "line":
-            continue
-        try:
-            Composition(obj)
-        except Exception:  # not a formula either: to_crystals reports it
-            continue
-        raise InvalidStructureError(
-            i, None if ids is None else ids[i],
-            f"{obj!r} is a chemical formula, not a structure: DynamicEmbeddingTransformer needs crystal "
-            "structures (pymatgen/ASE/jarvis objects, dicts, CIF/POSCAR text or files); for compositions "
-            "use StaticEmbeddingTransformer (or MagpieTransformer / ElementFractionTransformer)",
-        )
-
-
-_COMPOUND_FEATURES = (None, "bond", "bond+angle")
 
 
 class DynamicEmbeddingTransformer(SampleTransformer):
@@ -58,9 +33,9 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         inside the package, with no download.
     weights : str or path, optional
         Checkpoint for the backbone (required for ``"alignn"``: a folder/zip/.pt or official name).
-    layer : int, str, list or "all", default=-1
+    stage : int, str, list or "all", default=-1
         Stage(s) to read: index into the backbone's stages (-1 = last, the paper's best), a stage
-        name, a list of those (concatenated), or ``"all"``.
+        name (e.g. ``"alignn2"``), a list of those (concatenated), or ``"all"``.
     pooling : {"element", "mean"}, default="element"
         ``"element"``: per compound, one row per unique element (mean of that element's atom
         vectors) with atomic fractions -> :class:`ElementEmbeddings` (Roost input).
@@ -68,7 +43,7 @@ class DynamicEmbeddingTransformer(SampleTransformer):
     compound_features : {None, "bond", "bond+angle"}
         Append the structure's mean bond (and angle) features to every row. Taken at the last
         selected stage, or the backbone's last bond/angle stage when it has fewer.
-    standardize : {None, "primitive", "niggli"}, default=None
+    cell : {None, "primitive", "niggli"}, default=None
         Cell each structure is mapped onto before its graph is built
         (:func:`skdynemb.structures.standardize`). None: as given. ``"primitive"``: spglib's
         standardized primitive cell, so that the rows of a crystal do not depend on the cell it
@@ -93,12 +68,22 @@ class DynamicEmbeddingTransformer(SampleTransformer):
         disk full) gives one warning and the transform goes on uncached.
     progress : bool, default=True
         tqdm progress bar while extracting.
+    layer : int, str, list or "all"
+        Deprecated since 0.2 (removed in 0.3): the old name of ``stage``; gives a FutureWarning.
+        Passing both is an error.
+    standardize : {None, "primitive", "niggli"}
+        Deprecated since 0.2 (removed in 0.3): the old name of ``cell``; gives a FutureWarning.
+        Passing both is an error.
 
     Attributes
     ----------
+    extractor_ : Extractor
+        The :class:`~skdynemb.extraction.Extractor` that computes the rows (backbone, stages,
+        cell, compound features, batch size); ``n_jobs``, ``memory`` and ``progress`` are read
+        at each ``transform``.
     backbone_ : Backbone
         The loaded :class:`~skdynemb.backbones.Backbone`.
-    layers_ : list of int
+    stages_ : list of int
         The selected stage indices.
     batch_size_ : int
         Structures per forward pass: ``batch_size``, or the backbone's ``default_batch_size``.
@@ -116,99 +101,80 @@ class DynamicEmbeddingTransformer(SampleTransformer):
 
     def __init__(
         self,
-        backbone="alignn-ff",
+        backbone=DEFAULT_BACKBONE,
         weights=None,
-        layer=-1,
+        stage=-1,
         pooling="element",
         compound_features=None,
-        standardize=None,
+        cell=None,
         device="auto",
         batch_size=None,
         n_jobs=None,
         memory=None,
         progress=True,
+        layer=NOT_GIVEN,
+        standardize=NOT_GIVEN,
     ):
         self.backbone = backbone
         self.weights = weights
-        self.layer = layer
+        self.stage = stage
         self.pooling = pooling
         self.compound_features = compound_features
-        self.standardize = standardize
+        self.cell = cell
         self.device = device
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.memory = memory
         self.progress = progress
+        self.layer = layer
+        self.standardize = standardize
 
     # ------------------------------------------------------------------ fit
     def fit(self, X=None, y=None):
-        """Load the backbone and resolve the stages; X is not needed (the backbone is pretrained)."""
-        if self.backbone not in available_backbones():
-            raise ValueError(f"backbone={self.backbone!r} is not one of {available_backbones()}")
-        if self.pooling not in ("element", "mean"):
-            raise ValueError(f"pooling must be 'element' or 'mean', got {self.pooling!r}")
-        if self.compound_features not in _COMPOUND_FEATURES:
-            raise ValueError(f"compound_features must be one of {_COMPOUND_FEATURES}, got {self.compound_features!r}")
-        if self.standardize not in STANDARDIZE:
-            raise ValueError(f"standardize must be one of {STANDARDIZE}, got {self.standardize!r}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, Integral) or self.batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        """Load the backbone and resolve the stages; X is not needed (the backbone is pretrained).
+
+        Parameters
+        ----------
+        X : ignored
+            Not used, present for API consistency.
+        y : ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : DynamicEmbeddingTransformer
+            The fitted transformer.
+        """
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        stage = renamed_parameter(self.stage, self.layer, "stage", "layer", default=-1)
+        cell = renamed_parameter(self.cell, self.standardize, "cell", "standardize", default=None)
         cache_location(self.memory)  # memory="" or of a wrong type: an error now, before the backbone loads
-        self.backbone_ = load_backbone(self.backbone, self.weights, device=resolve_device(self.device))
-        self.batch_size_ = self.backbone_.default_batch_size if self.batch_size is None else int(self.batch_size)
-        self.fingerprint_ = self.backbone_.fingerprint()
-        self.backbone_identity_ = backbone_identity(self.backbone_, self.fingerprint_)
-        self.layers_ = self._resolve_layers(self.layer)
-        self._check_compound_features()
-        self.feature_names_ = np.asarray(self._feature_names(), dtype=object)
+        self.extractor_ = Extractor(
+            self.backbone, self.weights, stage=stage, compound_features=self.compound_features,
+            cell=cell, device=self.device, batch_size=self.batch_size,
+        )
+        self.backbone_ = self.extractor_.backbone
+        self.batch_size_ = self.extractor_.batch_size
+        self.fingerprint_ = self.extractor_.fingerprint
+        self.backbone_identity_ = self.extractor_.identity
+        self.stages_ = list(self.extractor_.stages)
+        self.feature_names_ = self.extractor_.feature_names.copy()
         self.n_features_out_ = len(self.feature_names_)
         return self
 
-    def _resolve_layers(self, layer) -> list[int]:
-        names = list(self.backbone_.stage_names)
-        n = len(names)
-        if isinstance(layer, str) and layer == "all":
-            return list(range(n))
-        items = list(layer) if isinstance(layer, (list, tuple)) else [layer]
-        if not items:
-            raise ValueError("layer is an empty list")
-        out = []
-        for item in items:
-            if isinstance(item, str):
-                if item not in names:
-                    raise ValueError(f"layer {item!r} is not a stage of {self.backbone!r}: {names}")
-                out.append(names.index(item))
-            elif isinstance(item, Integral) and -n <= item < n:
-                out.append(int(item) % n)
-            else:
-                raise ValueError(f"layer {item!r} out of range for {n} stages of {self.backbone!r}: {names}")
-        if len(set(out)) != len(out):
-            raise ValueError(f"layer {layer!r} selects a stage twice")
-        return out
+    @property
+    def layers_(self) -> list[int]:
+        """Deprecated since 0.2 (removed in 0.3): the old name of ``stages_``.
 
-    def _check_compound_features(self) -> None:
-        bb = self.backbone_
-        if self.compound_features is None:
-            return
-        if not bb.bond_dims:
-            raise ValueError(f"backbone {self.backbone!r} has no bond features; use compound_features=None")
-        if self.compound_features == "bond+angle" and not bb.angle_dims:
-            raise ValueError(f"backbone {self.backbone!r} has no angle features; use compound_features='bond'")
-
-    def _compound_stage(self, dims: list[int]) -> int:
-        """Stage whose bond/angle features are appended: the last selected, clipped to availability."""
-        return min(self.layers_[-1], len(dims) - 1)
-
-    def _feature_names(self) -> list[str]:
-        bb = self.backbone_
-        names = [f"{bb.stage_names[s]}_{k}" for s in self.layers_ for k in range(bb.stage_dims[s])]
-        if self.compound_features:
-            s = self._compound_stage(bb.bond_dims)
-            names += [f"bond_{s}_{k}" for k in range(bb.bond_dims[s])]
-        if self.compound_features == "bond+angle":
-            s = self._compound_stage(bb.angle_dims)
-            names += [f"angle_{s}_{k}" for k in range(bb.angle_dims[s])]
-        return names
+        Returns
+        -------
+        stages : list of int
+            ``stages_`` (with a FutureWarning).
+        """
+        stages = self.stages_
+        warnings.warn("`layers_` was renamed `stages_` in 0.2 and will be removed in 0.3", FutureWarning, stacklevel=2)
+        return stages
 
     # ------------------------------------------------------------ transform
     def transform(self, X):
@@ -216,70 +182,32 @@ class DynamicEmbeddingTransformer(SampleTransformer):
 
         Returns :class:`ElementEmbeddings` (``pooling="element"``) or an (n_samples, d) float32
         array / DataFrame (``pooling="mean"``); empty input gives an empty result (0 samples).
+
+        Parameters
+        ----------
+        X : sequence of structures or pandas Series / DataFrame
+            Structures in any form :func:`skdynemb.structures.to_crystals` accepts.
+
+        Returns
+        -------
+        embeddings : ElementEmbeddings or ndarray of shape (n_samples, n_features_out_) or DataFrame
+            Per-element rows (``pooling="element"``), or one float32 row per structure
+            (``pooling="mean"``; a DataFrame under ``set_output(transform="pandas")``).
+
+        Raises
+        ------
+        InvalidStructureError
+            For the first structure that cannot be read or featurized (its index and id).
         """
-        check_is_fitted(self, "backbone_")
+        check_is_fitted(self, "extractor_")
         items, ids = as_samples(X)
-        _reject_formulas(items, ids)
-        crystals = to_crystals(items, ids=ids, n_jobs=self.n_jobs)
-        compounds, errors = self._compounds(crystals, range(len(crystals)), stop_on_error=True)
+        compounds, errors = self.extractor_.extract(
+            items, ids, stop_on_error=True, n_jobs=self.n_jobs, memory=self.memory, progress=self.progress
+        )
         if errors:
             raise InvalidStructureError(*errors[0])
-        out = ElementEmbeddings(compounds, self.feature_names_)
-        if self.pooling == "mean":  # no structures in, no rows out: an empty (0, d) array
-            out = out.mean() if len(out) else np.empty((0, len(self.feature_names_)), dtype=np.float32)
+        if self.pooling == "mean":
+            out = mean_rows(compounds, self.n_features_out_)
+        else:
+            out = ElementEmbeddings(compounds, self.feature_names_)
         return self._wrap_output(out, X)
-
-    def _compounds(
-        self, crystals: list[Crystal], indices, stop_on_error: bool = False
-    ) -> tuple[list[CompoundEmbedding | None], list[SampleError]]:
-        """Rows of validated crystals (``indices``: their global sample indices, for messages).
-
-        Returns one :class:`CompoundEmbedding` per crystal (None for those that failed) and
-        ``(index, id, reason)`` per failure, by index. ``stop_on_error``: stop at the first.
-        """
-        indices = list(indices)
-        errors: list[SampleError] = []
-        ready, at = [], []
-        for crystal, index in zip(crystals, indices):
-            try:
-                ready.append(standardize(crystal, self.standardize, index))
-                at.append(index)
-            except InvalidStructureError as exc:
-                errors.append((index, crystal.id, exc.problem))
-                if stop_on_error:
-                    return [None] * len(crystals), errors
-        root = cache_location(self.memory)
-        cache = None if root is None else StageCache(root, self.backbone_, self.backbone_identity_)
-        pooled, failed = extract_pooled_or_errors(
-            ready, self.backbone_, indices=at, batch_size=self.batch_size_,
-            n_jobs=self.n_jobs, cache=cache, progress=self.progress, stop_on_error=stop_on_error,
-        )
-        errors += failed
-        by_index = {}
-        for p, crystal, index in zip(pooled, ready, at):
-            if p is None:
-                continue
-            try:
-                by_index[index] = self._compound(p, index, crystal.id)
-            except InvalidStructureError as exc:
-                errors.append((index, crystal.id, exc.problem))
-        return [by_index.get(i) for i in indices], sorted(errors, key=lambda e: e[0])
-
-    def _compound(self, p: PooledStages, index: int, sample_id) -> CompoundEmbedding:
-        rows = [p.stages[s] for s in self.layers_]
-        if self.compound_features:
-            rows.append(self._compound_row(p.bond, "bond", len(p.elements), index, sample_id))
-        if self.compound_features == "bond+angle":
-            rows.append(self._compound_row(p.angle, "angle", len(p.elements), index, sample_id))
-        features = np.concatenate(rows, axis=1).astype(np.float32)
-        return CompoundEmbedding(p.elements, np.asarray(p.fractions, dtype=np.float64), features, sample_id)
-
-    def _compound_row(self, stages, kind: str, n_rows: int, index: int, sample_id) -> np.ndarray:
-        """The structure's mean bond/angle vector, repeated for each element row."""
-        if stages is None:
-            raise InvalidStructureError(
-                index, sample_id,
-                f"has no {kind}s in backbone {self.backbone!r} (e.g. no bond pair within its angle cutoff); "
-                f"use compound_features={'bond' if kind == 'angle' else None!r} or drop this structure",
-            )
-        return np.tile(stages[self._compound_stage(stages)], (n_rows, 1))

@@ -50,7 +50,20 @@ class StaticEmbeddingTransformer(SampleTransformer):
         self.pooling = pooling
 
     def fit(self, X=None, y=None):
-        """Check the parameters and load the table; X and y are not used (nothing is learned)."""
+        """Check the parameters and load the table; X and y are not used (nothing is learned).
+
+        Parameters
+        ----------
+        X : ignored
+            Not used, present for API consistency.
+        y : ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : StaticEmbeddingTransformer
+            The fitted transformer.
+        """
         if not isinstance(self.embedding, str) or self.embedding not in TABLES:
             raise ValueError(f"embedding must be one of {TABLES}, got {self.embedding!r}")
         if self.pooling not in ("element", "mean"):
@@ -60,10 +73,30 @@ class StaticEmbeddingTransformer(SampleTransformer):
         return self
 
     def transform(self, X):
-        """Embeddings of the compositions/structures X (see :func:`~skdynemb.transformers._compositions.parse_compositions`).
+        """Embeddings of the compositions/structures X.
+
+        See :func:`~skdynemb.transformers._compositions.parse_compositions` for what X may hold.
 
         Returns :class:`ElementEmbeddings` (``pooling="element"``) or an (n_samples, width)
         float32 array / DataFrame (``pooling="mean"``).
+
+        Parameters
+        ----------
+        X : sequence or pandas Series / DataFrame
+            Formula strings, pymatgen Compositions, element -> amount dicts or structures.
+
+        Returns
+        -------
+        embeddings : ElementEmbeddings or ndarray of shape (n_samples, n_features_out_) or DataFrame
+            Per-element table rows (``pooling="element"``), or one fraction-weighted float32 row per
+            sample (``pooling="mean"``; a DataFrame under ``set_output(transform="pandas")``).
+
+        Raises
+        ------
+        InvalidCompositionError
+            A sample has an element the table does not cover (its index and id).
+        ValueError
+            X has no samples.
         """
         check_is_fitted(self, "feature_names_")
         parsed, ids = parse_compositions(X)

@@ -72,7 +72,18 @@ class ElementEmbeddingUnion(SampleTransformer):
     # ------------------------------------------------ nested parameters (as FeatureUnion)
     def get_params(self, deep=True):
         """Parameters of the union; with ``deep``, also each transformer by its name and the
-        transformers' own parameters as ``<name>__<parameter>``."""
+        transformers' own parameters as ``<name>__<parameter>``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Include the transformers and their parameters.
+
+        Returns
+        -------
+        params : dict
+            Parameter name -> value.
+        """
         out = super().get_params(deep=False)
         if not deep:
             return out
@@ -87,7 +98,23 @@ class ElementEmbeddingUnion(SampleTransformer):
 
     def set_params(self, **params):
         """Set parameters: ``transformer_list``, ``pooling``, ``<name>`` (replace a transformer)
-        or ``<name>__<parameter>``."""
+        or ``<name>__<parameter>``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter name -> new value.
+
+        Returns
+        -------
+        self : ElementEmbeddingUnion
+            This estimator.
+
+        Raises
+        ------
+        ValueError
+            A name is neither a parameter nor a transformer name.
+        """
         if "transformer_list" in params:
             self.transformer_list = params.pop("transformer_list")
         if "pooling" in params:

@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 
 from skdynemb.backbones import alignn
 from skdynemb.backbones.alignn import fetch
-from skdynemb.graphs import KNearestGraph, batch_graphs
+from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs
 from skdynemb.structures import Crystal, to_crystal
 
 NAMES = [
@@ -501,3 +501,42 @@ def test_precision_choices(graphs):
     with pytest.raises(ValueError, match="precision must be one of"):
         alignn.AlignnBackbone(name="x", module=backbone.module, stage_names=["embedding"], stage_dims=[256],
                               precision="half")
+
+
+def test_means_from_distinct_rows_equal_means_of_every_row():
+    """The embedding stage's bond/angle means come from the distinct rows, each weighted by its copies'
+    summed weight per graph; by hand and against the mean over the gathered rows."""
+    from skdynemb.backbones.alignn.layers import distinct_weighted_segment_mean, weighted_segment_mean
+
+    rows = torch.tensor([[1.0, -2.0], [0.5, 4.0], [3.0, 0.0]])
+    index = torch.tensor([2, 0, 2, 1, 1, 0])
+    segment = torch.tensor([0, 0, 0, 1, 1, 1])
+    weight = torch.tensor([1.0, 2.0, 1.0, 3.0, 1.0, 4.0])
+    mean = distinct_weighted_segment_mean(rows, index, segment, 3, weight)
+    # graph 0: 2 x row 2 + 2 x row 0 over weight 4; graph 1: 4 x row 1 + 4 x row 0 over 8; graph 2 empty
+    expected = [[(6 + 2) / 4, (0 - 4) / 4], [(2 + 4) / 8, (16 - 8) / 8], [0, 0]]
+    np.testing.assert_allclose(mean.numpy(), expected, rtol=1e-7)
+    assert torch.equal(mean, weighted_segment_mean(rows[index], segment, 3, weight))
+
+
+def test_first_layer_gathers_distinct_rows_block_by_block(reference_model, graphs, monkeypatch):
+    """Inference with pooled edges never forms the embedding stage's per-edge y and z: the first layer
+    gathers them from the distinct rows block by block. Same rows as with y and z formed whole
+    (``pool_edges=False``, then averaged), with several blocks and with one block (the GPU path)."""
+    from skdynemb.backbones.alignn import layers
+    from skdynemb.backbones.alignn.layers import weighted_segment_mean
+
+    batch = batch_graphs([graphs[n][1] for n in ("JVASP-60702", "JVASP-1372", "JVASP-14441")])
+    for size in (256, 10**9):
+        monkeypatch.setattr(layers, "EDGE_BLOCK", size)
+        with torch.no_grad():
+            pooled = reference_model.stages(batch, pool_edges=True)
+            whole = reference_model.stages(batch, pool_edges=False)
+        for a, b in zip(pooled.x, whole.x):
+            assert torch.equal(a, b)
+        for a, b in zip(pooled.y, whole.y):
+            mean = weighted_segment_mean(b, batch.edge_graph_index, batch.num_graphs, batch.edge_weight)
+            torch.testing.assert_close(a, mean, rtol=0, atol=1e-6)
+        for a, b in zip(pooled.z, whole.z):
+            mean = weighted_segment_mean(b, batch.lg_graph_index, batch.num_graphs, batch.lg_count)
+            torch.testing.assert_close(a, mean, rtol=0, atol=1e-6)

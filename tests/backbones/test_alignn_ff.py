@@ -16,7 +16,7 @@ from skdynemb.backbones import alignn, load_backbone
 from skdynemb.backbones.alignn import fetch
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.layers import cutoff_envelope
-from skdynemb.graphs import KNearestGraph, batch_graphs
+from skdynemb.backbones.alignn.graphs import KNearestGraph, batch_graphs
 from skdynemb.structures import Crystal, to_crystal
 
 NAMES = [

@@ -9,10 +9,10 @@ from skdynemb.structures import Crystal, to_crystals
 
 SHIPPED = [
     "cgcnn-mp-eform", "alignn-mp-eform", "chgnet", "chgnet-0.2.0", "chgnet-r2scan",
-    "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10",
+    "alignn-ff-wt01", "alignn-ff-wt1", "alignn-ff-wt10", "alignn-ff-wt10-tie-complete",
     "sevenn-0", "sevenn-0-22may2024", "sevenn-l3i5", "sevenn-mf-0",
 ]
-ALIASES = {"alignn-ff": "alignn-ff-wt10", "chgnet-0.3.0": "chgnet"}
+ALIASES = {"alignn-ff": "alignn-ff-wt10", "alignn-ff-tie-complete": "alignn-ff-wt10-tie-complete", "chgnet-0.3.0": "chgnet"}
 
 
 @pytest.fixture(scope="module", params=SHIPPED)

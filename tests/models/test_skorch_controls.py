@@ -46,7 +46,8 @@ def test_grid_search_over_a_callback_option_with_an_explicit_validation_set(mp):
     # the refit trained on all of X and validated on the explicit set, every epoch
     assert len(net.train_split.keywords["valid_ds"]) == len(y_val)
     valid = best.history_[0][:, "valid_loss"]
-    assert len(valid) <= SMALL["max_epochs"] and min(valid) == pytest.approx(_valid_l1(net, X_val, y_val, best), rel=1e-4)
+    assert len(valid) <= SMALL["max_epochs"]
+    assert min(valid) == pytest.approx(_valid_l1(net, X_val, y_val, best), rel=1e-4)
 
 
 def test_history_per_member_and_callbacks_copied(mp):

@@ -6,12 +6,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from skdynemb import DynamicEmbeddingTransformer, extraction, structures
+from skdynemb import DynamicEmbeddingTransformer, structures
+from skdynemb.extraction import batches
 from skdynemb.streaming import extract_to_file
 
 CGCNN = "cgcnn-mp-eform"  # the fast shipped backbone these tests were written for (the default is alignn-ff)
 
-SETTINGS = dict(layer="all", device="cpu", progress=False)
+SETTINGS = dict(stage="all", device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +24,13 @@ def mp_cifs(mp_records):
 @pytest.fixture()
 def forward_sizes(monkeypatch):
     """Number of structures in every forward pass the extraction runs."""
-    sizes, forward = [], extraction._forward
+    sizes, forward = [], batches._forward
 
     def counting(backbone, crystals, indices):
         sizes.append(len(crystals))
         return forward(backbone, crystals, indices)
 
-    monkeypatch.setattr(extraction, "_forward", counting)
+    monkeypatch.setattr(batches, "_forward", counting)
     return sizes
 
 
@@ -64,7 +65,8 @@ def test_rows_do_not_depend_on_batching_beyond_float32_rounding(mp_cifs, pooling
     cifs, _ = mp_cifs
     rows = []
     for batch_size in (1, 3, 3, None):
-        out = DynamicEmbeddingTransformer(CGCNN, batch_size=batch_size, pooling=pooling, **SETTINGS).fit().transform(cifs)
+        transformer = DynamicEmbeddingTransformer(CGCNN, batch_size=batch_size, pooling=pooling, **SETTINGS)
+        out = transformer.fit().transform(cifs)
         rows.append(np.asarray(out) if pooling == "mean" else np.concatenate([c.features for c in out]))
     assert rows[0].shape[0] == (7 if pooling == "mean" else sum(len(c.elements) for c in out))
     assert rows[1].tobytes() == rows[2].tobytes()
@@ -87,7 +89,7 @@ def test_streamed_rows_bitwise_equal_transform_at_the_same_batch_size(mp_cifs, t
 def test_streaming_validates_each_structure_once(mp_cifs, tmp_path, monkeypatch):
     cifs, ids = mp_cifs[0][:3], mp_cifs[1][:3]
     validated, checked = [], []
-    validate, check = structures._validate, extraction.check_elements
+    validate, check = structures._validate, batches.check_elements
 
     def counting_validate(crystal, index, sample_id, *args):
         validated.append(sample_id)
@@ -98,7 +100,7 @@ def test_streaming_validates_each_structure_once(mp_cifs, tmp_path, monkeypatch)
         return check(backbone, crystal, index)
 
     monkeypatch.setattr(structures, "_validate", counting_validate)
-    monkeypatch.setattr(extraction, "check_elements", counting_check)
+    monkeypatch.setattr(batches, "check_elements", counting_check)
     t = DynamicEmbeddingTransformer(CGCNN, pooling="mean", **SETTINGS).fit()
     out = tmp_path / "out.parquet"
     extract_to_file(_records_file(tmp_path, cifs, ids), out, t, progress=False)

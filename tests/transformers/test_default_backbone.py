@@ -23,14 +23,14 @@ def test_every_entry_point_defaults_to_alignn_ff(tmp_path):
 
 
 def test_default_rows_are_alignn_ff_wt10_nine_stages_of_256(alignn_ff_weights, licoo2):
-    default = DynamicEmbeddingTransformer(layer="all", device="cpu", progress=False).fit()
+    default = DynamicEmbeddingTransformer(stage="all", device="cpu", progress=False).fit()
     assert default.backbone_.stage_names == STAGES and default.backbone_.stage_dims == [256] * 9
     out = default.transform([licoo2])
     assert isinstance(out, ElementEmbeddings)
     (compound,) = out
     assert compound.features.shape == (3, 9 * 256)  # Li, Co, O: one row per element
     np.testing.assert_allclose(compound.fractions.sum(), 1.0)
-    wt10 = DynamicEmbeddingTransformer("alignn-ff-wt10", layer="all", device="cpu", progress=False).fit()
+    wt10 = DynamicEmbeddingTransformer("alignn-ff-wt10", stage="all", device="cpu", progress=False).fit()
     assert default.fingerprint_ == wt10.fingerprint_
     np.testing.assert_array_equal(compound.features, wt10.transform([licoo2])[0].features)
 

@@ -1,6 +1,7 @@
 """DynamicEmbeddingTransformer on real structures with the pretrained CGCNN backbone."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -23,7 +24,7 @@ def mp_structures(mp_sample):
 
 @pytest.fixture(scope="module")
 def fitted():
-    return DynamicEmbeddingTransformer(CGCNN, layer="all", progress=False, device="cpu").fit()
+    return DynamicEmbeddingTransformer(CGCNN, stage="all", progress=False, device="cpu").fit()
 
 
 def test_stages_and_feature_names(fitted):
@@ -94,7 +95,9 @@ def test_batched_equals_single_and_repeatable(mp_structures):
 def test_cache_hits_give_identical_rows(mp_structures, tmp_path):
     structures, _ = mp_structures
     plain = DynamicEmbeddingTransformer(CGCNN, progress=False, device="cpu").fit().transform(structures[:8])
-    cached = DynamicEmbeddingTransformer(CGCNN, memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu").fit()
+    cached = DynamicEmbeddingTransformer(
+        CGCNN, memory=joblib.Memory(tmp_path, verbose=0), progress=False, device="cpu"
+    ).fit()
     first = cached.transform(structures[:8])
     files = list(tmp_path.rglob("*.npz"))
     assert len(files) == 8
@@ -118,17 +121,17 @@ def test_mean_pooling_is_atom_average_and_pandas_output(fitted, mp_structures):
     np.testing.assert_allclose(df.to_numpy(), X, atol=1e-6)
 
 
-def test_layer_selection(fitted, licoo2):
+def test_stage_selection(fitted, licoo2):
     dims = fitted.backbone_.stage_dims
-    t = DynamicEmbeddingTransformer(CGCNN, layer=["embedding", -1], progress=False, device="cpu").fit()
-    assert t.layers_ == [0, len(dims) - 1]
+    t = DynamicEmbeddingTransformer(CGCNN, stage=["embedding", -1], progress=False, device="cpu").fit()
+    assert t.stages_ == [0, len(dims) - 1]
     (full,) = fitted.transform([licoo2])
     (part,) = t.transform([licoo2])
     np.testing.assert_array_equal(part.features[:, : dims[0]], full.features[:, : dims[0]])
     np.testing.assert_array_equal(part.features[:, dims[0]:], full.features[:, -dims[-1]:])
     for bad in [99, "conv9", [], [0, 0]]:
-        with pytest.raises(ValueError, match="layer"):
-            DynamicEmbeddingTransformer(CGCNN, layer=bad).fit()
+        with pytest.raises(ValueError, match="stage"):
+            DynamicEmbeddingTransformer(CGCNN, stage=bad).fit()
 
 
 @pytest.mark.parametrize(
@@ -169,3 +172,37 @@ def test_chgnet_compound_features_and_missing_angles(licoo2):
         t.transform([licoo2, cs])
     t.set_params(compound_features="bond").fit()
     assert len(t.transform([cs])) == 1
+
+
+# ----------------------------------------------------------------------------- layer -> stage (0.2)
+def test_layer_is_the_deprecated_name_of_stage(fitted, licoo2):
+    """``layer=`` still selects the same stages, with a FutureWarning, until 0.3; both at once is an error."""
+    with pytest.warns(FutureWarning, match="`layer` was renamed `stage` in 0.2 and will be removed in 0.3"):
+        old = DynamicEmbeddingTransformer(CGCNN, layer="all", progress=False, device="cpu").fit()
+    assert old.stages_ == fitted.stages_ == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(old.transform([licoo2])[0].features, fitted.transform([licoo2])[0].features)
+    with pytest.warns(FutureWarning, match="`layers_` was renamed `stages_`"):
+        assert old.layers_ == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="both given"):
+        DynamicEmbeddingTransformer(CGCNN, stage=0, layer=1).fit()
+
+
+def test_stage_and_layer_are_both_searchable_parameters(mp_structures):
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.linear_model import Ridge
+
+    t = DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu")
+    params = t.get_params()
+    assert params["stage"] == -1 and params["layer"] == "deprecated"
+    assert clone(t.set_params(layer=2)).get_params()["layer"] == 2
+    structures, _ = mp_structures
+    y = np.arange(len(structures), dtype=float)
+    for grid in ({"dynamicembeddingtransformer__stage": [0, "conv4"]},
+                 {"dynamicembeddingtransformer__layer": [0, "conv4"]}):
+        pipe = make_pipeline(DynamicEmbeddingTransformer(CGCNN, pooling="mean", progress=False, device="cpu"), Ridge())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            search = GridSearchCV(pipe, grid, cv=2).fit(structures, y)
+        assert len(search.cv_results_["params"]) == 2

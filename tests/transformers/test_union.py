@@ -90,9 +90,9 @@ def test_dynamic_plus_static_with_cached_dynamic_rows(tmp_path, monkeypatch):
 
 
 def test_two_stages_of_one_backbone_as_two_sources_equal_a_layer_list():
-    a = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=1, progress=False, device="cpu")
-    b = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=-1, progress=False, device="cpu")
-    both = DynamicEmbeddingTransformer("cgcnn-mp-eform", layer=[1, -1], progress=False, device="cpu")
+    a = DynamicEmbeddingTransformer("cgcnn-mp-eform", stage=1, progress=False, device="cpu")
+    b = DynamicEmbeddingTransformer("cgcnn-mp-eform", stage=-1, progress=False, device="cpu")
+    both = DynamicEmbeddingTransformer("cgcnn-mp-eform", stage=[1, -1], progress=False, device="cpu")
     X = structures()
     joined = ElementEmbeddingUnion([("a", a), ("b", b)]).fit_transform(X)
     listed = both.fit_transform(X)
@@ -123,8 +123,10 @@ class Reorder(TransformerMixin, BaseEstimator):
         return ElementEmbeddings([emb[0], bad, *emb.compounds[2:]], emb.feature_names)
 
 
-@pytest.mark.parametrize("what,words", [("elements", "gives elements ['Na', 'Cl'] but 'odd' gives ['Cl', 'Na']"),
-                                        ("fractions", "gives fractions [0.5, 0.5] of ['Na', 'Cl'] but 'odd' gives [0.6, 0.4]")])
+@pytest.mark.parametrize("what,words", [
+    ("elements", "gives elements ['Na', 'Cl'] but 'odd' gives ['Cl', 'Na']"),
+    ("fractions", "gives fractions [0.5, 0.5] of ['Na', 'Cl'] but 'odd' gives [0.6, 0.4]"),
+])
 def test_disagreeing_sources_name_the_sample(what, words):
     union = ElementEmbeddingUnion([("megnet", StaticEmbeddingTransformer("megnet16")), ("odd", Reorder(what))])
     X = pd.Series(["LiF", "NaCl", "MgO"], index=["a", "b", "c"])

@@ -2,10 +2,11 @@
 
 Sub-modules: :mod:`.config` (hyper-parameters, norm choice), :mod:`.layers` and :mod:`.model`
 (the network), :mod:`.checkpoints` (read, verify, load, save), :mod:`.fetch` (official weights
-into the cache), :mod:`.names` (official model names), :mod:`.backbone` (the stage extractor).
+into the cache), :mod:`.names` (official model names), :mod:`.graphs` (the graph rules: crystal ->
+atom graph + line graph), :mod:`.backbone` (the stage extractor).
 
 A new variant is a config value (e.g. ``ALIGNNConfig(norm="layer")``) or a graph rule
-(:class:`~skdynemb.graphs.KNearestGraph`), saved in its checkpoint, plus one line in
+(:class:`~skdynemb.backbones.alignn.graphs.KNearestGraph`), saved in its checkpoint, plus one line in
 ``skdynemb.backbones._REGISTRY``.
 """
 

@@ -27,14 +27,30 @@ from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.model import ALIGNN
 from skdynemb.backbones.alignn.names import official_names, resolve
 from skdynemb.backbones.base import Backbone, StageOutput
-from skdynemb.graphs import AlignnBatch, KNearestGraph, batch_graphs
+from skdynemb.backbones.alignn.graphs import AlignnBatch, KNearestGraph, batch_graphs
 
 #: The precision choices of :class:`AlignnBackbone` (see the module docstring).
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming them."""
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming them.
+
+    Parameters
+    ----------
+    precision : str
+        The requested precision.
+
+    Returns
+    -------
+    precision : str
+        ``precision`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``precision`` is not ``"fp32"``, ``"tf32"`` or ``"bf16"``.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision
@@ -47,6 +63,13 @@ def precision_context(precision: str, device: torch.device | str) -> Iterator[No
     ``"fp32"``: autocast off and, on CUDA, TF32 matrix products off; ``"tf32"``: TF32 matrix
     products on CUDA (nothing changes on a CPU); ``"bf16"``: ``torch.autocast(device type,
     torch.bfloat16)``.
+
+    Parameters
+    ----------
+    precision : {"fp32", "tf32", "bf16"}
+        The arithmetic of the forward passes.
+    device : torch.device or str
+        The device they run on.
     """
     check_precision(precision)
     device_type = torch.device(device).type
@@ -75,6 +98,15 @@ class AlignnBackbone(Backbone):
     :meth:`forward_stages` runs the structures it is given as one block-diagonal batch, at
     ``precision`` (``"fp32"``, ``"tf32"`` or ``"bf16"``; see the module docstring). Both are
     dataclass fields, so they are part of the cache key.
+
+    Attributes
+    ----------
+    rule : KNearestGraph
+        The graph rule of the checkpoint's training config (cutoff in Å, k neighbours, canonize).
+    known_elements : int
+        Highest atomic number with CGCNN atom features (100); structures with others are refused.
+    precision : {"fp32", "tf32", "bf16"}
+        Arithmetic of the forward passes.
     """
 
     rule: KNearestGraph = field(default_factory=KNearestGraph)
@@ -94,7 +126,20 @@ class AlignnBackbone(Backbone):
 
     def batch(self, crystals: Sequence, first: int = 0) -> AlignnBatch:
         """The block-diagonal graph batch of ``crystals`` under :attr:`rule` (elements checked;
-        ``first``: the sample index of ``crystals[0]``, for messages)."""
+        ``first``: the sample index of ``crystals[0]``, for messages).
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal or structure
+            The structures; non-:class:`~skdynemb.structures.Crystal` ones are coerced.
+        first : int, default=0
+            Global sample index of ``crystals[0]``, for error messages.
+
+        Returns
+        -------
+        batch : AlignnBatch
+            Their graphs as one block-diagonal graph (CPU tensors).
+        """
         from skdynemb.structures import Crystal, to_crystal
 
         crystals = [c if isinstance(c, Crystal) else to_crystal(c, index=i) for i, c in enumerate(crystals, first)]
@@ -103,7 +148,19 @@ class AlignnBackbone(Backbone):
         return batch_graphs([self.rule.build(c) for c in crystals])
 
     def forward_stages(self, crystals: Sequence) -> list[StageOutput]:
-        """Per crystal: atom features per stage (site order), mean bond and angle features per stage."""
+        """Per crystal: atom features per stage (site order), mean bond and angle features per stage.
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal or structure
+            One batch of structures.
+
+        Returns
+        -------
+        outputs : list of StageOutput
+            One per crystal, float32: ``atom[s]`` of shape (n_atoms, d_s), ``bond[s]`` and
+            ``angle[s]`` of shape (d_s,).
+        """
         if len(crystals) == 0:
             return []
         self.module.eval()
@@ -122,7 +179,20 @@ class AlignnBackbone(Backbone):
 
     def predict_batch(self, crystals: Sequence, first: int = 0) -> np.ndarray:
         """The network's own prediction per crystal of this one batch (float32, units of the
-        checkpoint's target; ALIGNN-FF: eV/atom)."""
+        checkpoint's target; ALIGNN-FF: eV/atom).
+
+        Parameters
+        ----------
+        crystals : sequence of Crystal or structure
+            One batch of structures.
+        first : int, default=0
+            Global sample index of ``crystals[0]``, for error messages.
+
+        Returns
+        -------
+        prediction : ndarray of shape (n_crystals,) or (n_crystals, k), float32
+            The network's output per crystal.
+        """
         if len(crystals) == 0:
             return np.empty(0, dtype=np.float32)
         self.module.eval()
@@ -140,11 +210,25 @@ def _random_model(seed: int = 0) -> ALIGNN:
 def load(weights: str | Path | None = None, precision: str = "fp32") -> AlignnBackbone:
     """An :class:`AlignnBackbone` from ``weights``.
 
-    ``weights``: a checkpoint folder / zip / ``.pt`` path; an official model name
-    (:func:`~skdynemb.backbones.alignn.names.official_names`, fetched once into the cache); or
-    ``"random"`` for an untrained, seeded network (tests only). There is no implicit default.
-    ``precision``: ``"fp32"`` (default), ``"tf32"`` or ``"bf16"`` (:attr:`AlignnBackbone.precision`;
-    it can also be set on the backbone afterwards).
+    Parameters
+    ----------
+    weights : str or Path
+        A checkpoint folder / zip / ``.pt`` path; an official model name
+        (:func:`~skdynemb.backbones.alignn.names.official_names`, fetched once into the cache); or
+        ``"random"`` for an untrained, seeded network (tests only). There is no implicit default:
+        None raises.
+    precision : {"fp32", "tf32", "bf16"}, default="fp32"
+        :attr:`AlignnBackbone.precision`; it can also be set on the backbone afterwards.
+
+    Returns
+    -------
+    backbone : AlignnBackbone
+        The network on the CPU with its graph rule and stage names.
+
+    Raises
+    ------
+    ValueError
+        ``weights`` is None, or neither an existing path nor an official name; or ``precision`` is unknown.
     """
     check_precision(precision)
     if weights is None:

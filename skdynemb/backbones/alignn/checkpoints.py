@@ -22,7 +22,7 @@ import torch
 
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.model import ALIGNN
-from skdynemb.graphs import KNearestGraph
+from skdynemb.backbones.alignn.graphs import KNearestGraph
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "best_model.pt"
@@ -125,7 +125,23 @@ def _state_dict_of(obj, source: str) -> dict[str, torch.Tensor]:
 
 
 def infer_config(state_dict: dict[str, torch.Tensor]) -> ALIGNNConfig:
-    """The architecture a state dict was saved from (link/classification cannot be seen: defaults)."""
+    """The architecture a state dict was saved from (link/classification cannot be seen: defaults).
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+        An ALIGNN state dict.
+
+    Returns
+    -------
+    config : ALIGNNConfig
+        Layer counts, widths and norm read off the tensors' names and shapes.
+
+    Raises
+    ------
+    ValueError
+        A key every ALIGNN state dict has is missing.
+    """
     try:
         def count(prefix):
             return len({k.split(".")[1] for k in state_dict if k.startswith(prefix + ".")})
@@ -147,7 +163,22 @@ def infer_config(state_dict: dict[str, torch.Tensor]) -> ALIGNNConfig:
 
 
 def verify_state_dict(model: ALIGNN, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Raise ValueError unless ``state_dict`` has exactly the model's keys and shapes, all finite."""
+    """Raise ValueError unless ``state_dict`` has exactly the model's keys and shapes, all finite.
+
+    Parameters
+    ----------
+    model : ALIGNN
+        The network the weights are for.
+    state_dict : dict of str to torch.Tensor
+        The weights read from the checkpoint.
+    source : str
+        The checkpoint file, for the message.
+
+    Raises
+    ------
+    ValueError
+        Keys missing or unexpected, shapes differing, or non-finite values (all listed).
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -179,7 +210,29 @@ def _pick_weights(names: Sequence[str]) -> str | None:
 
 def read_checkpoint(path: Path, pins: dict[str, str] | None = None) -> tuple[dict, bytes, str]:
     """(config dict or {}, weight-file bytes, description) from a folder, zip or .pt file; the
-    bytes of each file named in ``pins`` must have that sha256."""
+    bytes of each file named in ``pins`` must have that sha256.
+
+    Parameters
+    ----------
+    path : Path
+        A checkpoint folder, zip or ``.pt`` file.
+    pins : dict of str to str, optional
+        File name -> expected sha256 hex digest.
+
+    Returns
+    -------
+    config : dict
+        The parsed ``config.json``, or {} when there is none.
+    data : bytes
+        The weight file's content.
+    source : str
+        Which file the weights came from, for messages.
+
+    Raises
+    ------
+    ValueError
+        No weight file found, a pinned file's sha256 differs, or ``config.json`` is not valid JSON.
+    """
     if path.is_dir():
         names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
         weights = _pick_weights(names)
@@ -209,11 +262,25 @@ def load_checkpoint(path: str | Path, pins: dict[str, str] | None = None) -> tup
     eval-mode :class:`ALIGNN`.
 
     Returns the model and the graph rule its training config names
-    (:meth:`~skdynemb.graphs.KNearestGraph.from_config`); when the checkpoint has no
+    (:meth:`~skdynemb.backbones.alignn.graphs.KNearestGraph.from_config`); when the checkpoint has no
     ``config.json``, or one without some of :data:`GRAPH_KEYS`, alignn's defaults are taken and a
     :class:`GraphRuleWarning` names them. A ``config.json`` that is not a JSON object is a
     ValueError naming the file. ``pins`` (file name -> sha256) are
     checked on the bytes read, before anything is unpickled.
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint folder, zip or ``.pt`` file.
+    pins : dict of str to str, optional
+        File name -> expected sha256 hex digest.
+
+    Returns
+    -------
+    model : ALIGNN
+        The network in eval mode, on the CPU.
+    rule : KNearestGraph
+        The graph rule it was trained with.
     """
     path = Path(path)
     config, data, source = read_checkpoint(path, pins)
@@ -239,7 +306,29 @@ def load_checkpoint(path: str | Path, pins: dict[str, str] | None = None) -> tup
 def save_checkpoint(model: ALIGNN, config: ALIGNNConfig | dict, folder: str | Path,
                     rule: KNearestGraph = KNearestGraph()) -> Path:
     """Write ``folder/config.json`` (official layout, model settings under ``"model"``, the graph
-    rule's official keys) and ``folder/best_model.pt`` (the state dict)."""
+    rule's official keys) and ``folder/best_model.pt`` (the state dict).
+
+    Parameters
+    ----------
+    model : ALIGNN
+        The network to save.
+    config : ALIGNNConfig or dict
+        Its architecture; must equal ``model.config``.
+    folder : str or Path
+        Where to write (created if needed).
+    rule : KNearestGraph, default=KNearestGraph()
+        The graph rule the network was trained with.
+
+    Returns
+    -------
+    folder : Path
+        ``folder``.
+
+    Raises
+    ------
+    ValueError
+        ``config`` does not describe ``model``.
+    """
     config = config if isinstance(config, ALIGNNConfig) else ALIGNNConfig.from_dict(config)
     if config != model.config:
         raise ValueError(f"config {config} does not describe the model ({model.config})")

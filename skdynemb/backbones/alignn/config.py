@@ -42,6 +42,37 @@ class ALIGNNConfig:
     length by the official envelope of degree ``exponent`` (``1 - 10t^3 + 15t^4 - 6t^5`` for 3,
     alignn 2023's only one; t = length / ``inner_cutoff`` Å, 0 beyond) before its Gaussian
     expansion, as ``alignn_atomwise``.
+
+    Attributes
+    ----------
+    name : {"alignn", "alignn_atomwise"}
+        The official architecture.
+    alignn_layers, gcn_layers : int
+        Number of ALIGNN layers (atom graph then line graph) and of edge-gated graph convolutions after them.
+    atom_input_features : int
+        Width of the atom input features (92, the CGCNN features; the only supported value).
+    edge_input_features, triplet_input_features : int
+        Gaussians of the bond-length (0..8 Å) and angle-cosine (-1..1) expansions.
+    embedding_features : int
+        Width of the intermediate bond / angle embedding.
+    hidden_features : int
+        Width of every stage's atom, bond and angle features.
+    output_features : int
+        Outputs of the regression head.
+    link : {"identity", "log", "logit"}
+        Output link: none, ``exp`` or ``sigmoid`` of the linear head.
+    classification : bool
+        Classification head (``num_classes`` log-probabilities) instead of regression.
+    num_classes : int
+        Classes of the classification head.
+    norm : {"batch", "layer"} or None
+        The normalisation (see above); None: the architecture's.
+    use_cutoff_function : bool
+        Apply the smooth cutoff envelope to the bond lengths.
+    inner_cutoff : float
+        Length (Å) where the envelope reaches 0.
+    exponent : int
+        Degree p of the envelope.
     """
 
     name: str = "alignn"
@@ -89,6 +120,21 @@ class ALIGNNConfig:
         """From a dict of official config fields (``config.json["model"]``).
 
         Training-only fields are dropped; refused or unknown fields raise (they would change the model).
+
+        Parameters
+        ----------
+        values : dict
+            Field name -> value, as in alignn's ``config.json``.
+
+        Returns
+        -------
+        config : ALIGNNConfig
+            The architecture settings.
+
+        Raises
+        ------
+        ValueError
+            A refused field has a non-neutral value, or a field is unknown.
         """
         values = dict(values)
         for name, (neutral, reason) in REFUSED.items():

@@ -41,13 +41,37 @@ FF_CHECKPOINTS = {
 
 
 def cache_dir() -> Path:
-    """Where official checkpoints go: ``$SKDYNEMB_CACHE/alignn`` or ``~/.cache/skdynemb/alignn``."""
+    """Where official checkpoints go: ``$SKDYNEMB_CACHE/alignn`` or ``~/.cache/skdynemb/alignn``.
+
+    Returns
+    -------
+    folder : Path
+        The cache folder (not created here).
+    """
     root = os.environ.get("SKDYNEMB_CACHE")
     return Path(root) / "alignn" if root else Path.home() / ".cache" / "skdynemb" / "alignn"
 
 
 def fetch_url(name: str, url: str) -> Path:
-    """Local zip of official model ``name`` (figshare ``url``), downloaded into :func:`cache_dir` once."""
+    """Local zip of official model ``name`` (figshare ``url``), downloaded into :func:`cache_dir` once.
+
+    Parameters
+    ----------
+    name : str
+        Official model name; the file is saved as ``<cache_dir>/<name>.zip``.
+    url : str
+        Download address.
+
+    Returns
+    -------
+    path : Path
+        The local zip.
+
+    Raises
+    ------
+    RuntimeError
+        The download failed (the message says how to provide the file offline).
+    """
     target = cache_dir() / f"{name}.zip"
     if target.is_file():
         return target
@@ -81,7 +105,13 @@ def _pip_download(folder: Path) -> None:
 
 
 def ff_wheel() -> Path:
-    """The verified ALIGNN-FF wheel in :func:`cache_dir`, fetched with pip when absent."""
+    """The verified ALIGNN-FF wheel in :func:`cache_dir`, fetched with pip when absent.
+
+    Returns
+    -------
+    path : Path
+        The wheel file.
+    """
     target = cache_dir() / FF_WHEEL
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +137,23 @@ def ff_wheel() -> Path:
 
 def fetch_ff(checkpoint: str) -> Path:
     """``<cache>/<checkpoint>/`` with the verified ``best_model.pt`` and ``config.json`` of an
-    ALIGNN-FF checkpoint (:data:`FF_CHECKPOINTS`), extracted from :func:`ff_wheel` when missing."""
+    ALIGNN-FF checkpoint (:data:`FF_CHECKPOINTS`), extracted from :func:`ff_wheel` when missing.
+
+    Parameters
+    ----------
+    checkpoint : str
+        A key of :data:`FF_CHECKPOINTS`.
+
+    Returns
+    -------
+    folder : Path
+        The checkpoint folder, its files' sha256 checked.
+
+    Raises
+    ------
+    ValueError
+        ``checkpoint`` is unknown, or a file in the wheel has the wrong sha256.
+    """
     if checkpoint not in FF_CHECKPOINTS:
         raise ValueError(f"unknown ALIGNN-FF checkpoint {checkpoint!r}; known: {sorted(FF_CHECKPOINTS)}")
     pins = FF_CHECKPOINTS[checkpoint]

@@ -3,12 +3,12 @@
 Module and parameter names are those of the official ``alignn.models.alignn(_atomwise)``.
 Message passing is gathers and ``index_add_`` over block-diagonal batches; every sum over edges
 takes a per-edge weight, the edge's multiplicity in the official multigraph (see
-:mod:`skdynemb.graphs`), so distinct edges are computed once.
+:mod:`skdynemb.backbones.alignn.graphs`), so distinct edges are computed once.
 
 Inference (eval mode, no autograd) takes a faster path with the same maths: on the CPU the
 per-edge work runs over blocks of :data:`EDGE_BLOCK` edges that stay in the core's cache, on
-other devices (GPU) over all of a batch's edges at once; sums over the edges of one graph are
-float32 cascade sums, accumulated across blocks in float64. The path honours
+other devices (GPU) over all of a batch's edges at once; means over the edges of one graph are
+accumulated in float64. The path honours
 ``torch.autocast`` (bfloat16 matrix products, float32 sums and norms).
 """
 
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from skdynemb.graphs import AlignnBatch
+from skdynemb.backbones.alignn.graphs import AlignnBatch
 
 #: Edges per block of the CPU inference path (1024 x 256 float32 = 1 MiB, the L2 cache of one core
 #: of current x86 server CPUs); on other devices a batch's edges form one block.
@@ -31,7 +31,20 @@ EDGE_BLOCK = 1024
 
 def edge_block(tensor: torch.Tensor, rows: int) -> int:
     """Rows per block of the inference path for ``rows`` rows on ``tensor``'s device: :data:`EDGE_BLOCK`
-    on the CPU, all of them (one block per batch) elsewhere."""
+    on the CPU, all of them (one block per batch) elsewhere.
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        Any tensor on the device the blocks will run on.
+    rows : int
+        Number of rows to process.
+
+    Returns
+    -------
+    block : int
+        Rows per block (at least 1).
+    """
     return EDGE_BLOCK if tensor.device.type == "cpu" else max(int(rows), 1)
 
 
@@ -49,6 +62,11 @@ def flush_denormals(device: torch.device | str) -> Iterator[None]:
     path: flushing halves its time. Numbers this small vanish next to the ``1e-6`` of the gate
     normalisation and the O(1) features, so the outputs do not change (checked bit for bit on MP
     structures in ``tests/backbones/test_alignn.py``). Other devices: no-op.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device the computation runs on; only ``"cpu"`` changes the flush mode.
     """
     if torch.device(device).type != "cpu":
         yield
@@ -62,7 +80,25 @@ def flush_denormals(device: torch.device | str) -> Iterator[None]:
 
 
 def norm_layer(norm: str, features: int) -> nn.Module:
-    """``BatchNorm1d`` (``"batch"``) or ``LayerNorm`` (``"layer"``, eps 1e-5, affine) over ``features``."""
+    """``BatchNorm1d`` (``"batch"``) or ``LayerNorm`` (``"layer"``, eps 1e-5, affine) over ``features``.
+
+    Parameters
+    ----------
+    norm : {"batch", "layer"}
+        Which normalisation.
+    features : int
+        Width of the normalised rows.
+
+    Returns
+    -------
+    layer : torch.nn.Module
+        A fresh normalisation layer.
+
+    Raises
+    ------
+    ValueError
+        ``norm`` is neither ``"batch"`` nor ``"layer"``.
+    """
     if norm == "batch":
         return nn.BatchNorm1d(features)
     if norm == "layer":
@@ -74,6 +110,13 @@ class RBFExpansion(nn.Module):
     """Gaussians ``exp(-gamma (v - c_k)^2)`` on ``bins`` centres over [vmin, vmax].
 
     ``gamma = 1 / mean(diff(centres))`` (not squared), as in the official code.
+
+    Parameters
+    ----------
+    vmin, vmax : float
+        First and last centre (Å for bond lengths, dimensionless for angle cosines).
+    bins : int
+        Number of Gaussians, the output width.
     """
 
     def __init__(self, vmin: float, vmax: float, bins: int):
@@ -86,7 +129,15 @@ class RBFExpansion(nn.Module):
 
 
 class MLPLayer(nn.Module):
-    """Linear -> norm -> SiLU (submodule ``layer``, as the official one)."""
+    """Linear -> norm -> SiLU (submodule ``layer``, as the official one).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output widths.
+    norm : {"batch", "layer"}, default="batch"
+        The normalisation, see :func:`norm_layer`.
+    """
 
     def __init__(self, in_features: int, out_features: int, norm: str = "batch"):
         super().__init__()
@@ -108,12 +159,27 @@ def _add_matmul_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.T
     return torch.addmm(out, a, b, out=out)
 
 
+def _linear_into(out: torch.Tensor, linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``out[:] = linear(x)`` (float32) without a temporary: one GEMM writing ``out``, unless autocast
+    asks for a lower-precision product (then the product is cast into ``out``)."""
+    if torch.is_autocast_enabled(out.device.type):
+        return out.copy_(linear(x))
+    return torch.addmm(linear.bias, x, linear.weight.t(), out=out)
+
+
 class EdgeGatedGraphConv(nn.Module):
     """Edge-gated graph convolution (residual): updates node features x and edge features y.
 
     ``m_e = W_s x_src + W_d x_dst + W_e y_e``; ``x'_i = x_i + SiLU(N(U x_i + sum_e w_e sigma(m_e) V x_src /
     (sum_e w_e sigma(m_e) + 1e-6)))`` over edges e into i, with w_e the edge's multiplicity;
     ``y'_e = y_e + SiLU(N(m_e))``; N the norm.
+
+    Parameters
+    ----------
+    input_features, output_features : int
+        Widths of the input and output node / edge features (equal for the residual).
+    norm : {"batch", "layer"}, default="batch"
+        The normalisation N, see :func:`norm_layer`.
     """
 
     def __init__(self, input_features: int, output_features: int, norm: str = "batch"):
@@ -126,7 +192,7 @@ class EdgeGatedGraphConv(nn.Module):
         self.dst_update = nn.Linear(input_features, output_features)
         self.bn_nodes = norm_layer(norm, output_features)
 
-    def forward(self, src, dst, weight, x: torch.Tensor, y: torch.Tensor, reuse_y: bool = False,
+    def forward(self, src, dst, weight, x: torch.Tensor, y: torch.Tensor | None, reuse_y: bool = False,
                 y_distinct: tuple[torch.Tensor, torch.Tensor] | None = None):
         """New (x, y).
 
@@ -138,16 +204,27 @@ class EdgeGatedGraphConv(nn.Module):
             Per-edge multiplicities.
         x : Tensor of shape (N, F)
             Node features.
-        y : Tensor of shape (E, F)
-            Edge features.
+        y : Tensor of shape (E, F) or None
+            Edge features; None (inference with ``y_distinct`` only): ``rows[index]``, gathered block
+            by block instead of held whole.
         reuse_y : bool
             Inference may write the new y into y's memory (y is then lost).
         y_distinct : tuple of Tensor, optional
             ``(rows, index)`` with ``y == rows[index]``: inference then computes the edge gate
             ``W_e y`` once per distinct row (the embedding stage's bonds and angles repeat).
+
+        Returns
+        -------
+        x : Tensor of shape (N, F)
+            Updated node features.
+        y : Tensor of shape (E, F)
+            Updated edge features.
         """
         if not self.training and not torch.is_grad_enabled():
             return self._inference(src, dst, weight, x, y, reuse_y, y_distinct)
+        if y is None:
+            rows, index = y_distinct
+            y = rows.index_select(0, index)
         m = self.src_gate(x).index_select(0, src) + self.dst_gate(x).index_select(0, dst) + self.edge_gate(y)
         sigma = torch.sigmoid(m) * weight.unsqueeze(1)
         messages = self.dst_update(x).index_select(0, src) * sigma
@@ -169,40 +246,57 @@ class EdgeGatedGraphConv(nn.Module):
         """
         n_nodes, width = x.shape[0], self.src_gate.out_features
         edge_weight = self.edge_gate.weight.t()
+        rows, index = (x[:0], None) if y_distinct is None else y_distinct
+        table = x.new_empty((2 * n_nodes + len(rows), width), dtype=torch.float32)
         # the edge-gate bias is added once per node instead of once per edge
-        tables = [self.src_gate(x).float() + self.edge_gate.bias, self.dst_gate(x).float()]
+        _linear_into(table[:n_nodes], self.src_gate, x).add_(self.edge_gate.bias)
+        _linear_into(table[n_nodes : 2 * n_nodes], self.dst_gate, x)
         columns = [src, dst + n_nodes]
-        if y_distinct is not None:
-            rows, index = y_distinct
-            tables.append(_matmul(rows, edge_weight))
+        if index is not None:
+            table[2 * n_nodes :] = _matmul(rows, edge_weight)
             columns.append(index + 2 * n_nodes)
-        table, bags = torch.cat(tables), torch.stack(columns, 1)
+        bags = torch.stack(columns, 1)
         dst_update = self.dst_update(x).float()
         sums = table.new_zeros((n_nodes, 2 * width))  # [sum_e w sigma | sum_e w sigma V x_src]
         unit_weight = bool((weight == 1).all())
-        y_out = y if reuse_y else torch.empty_like(y)  # fresh memory costs page faults
+        if y is None:  # y = rows[index], gathered per block into `residual`
+            y_out = x.new_empty((len(src), width), dtype=torch.float32)
+            residual = rows.new_empty((min(edge_block(x, len(src)), len(src)), width))
+        else:
+            y_out = y if reuse_y else torch.empty_like(y)  # fresh memory costs page faults
         step = edge_block(x, len(src))
         work = table.new_empty((min(step, len(src)), 2 * width))
+        gathered = dst_update.new_empty((len(work), width))  # V x_src of a block
         for start in range(0, len(src), step):
             block = slice(start, start + step)
             s, d = src[block], dst[block]
+            y_block = y[block] if y is not None else torch.index_select(rows, 0, index[block], out=residual[: len(s)])
             m = F.embedding_bag(bags[block], table, mode="sum")
             if y_distinct is None:
-                _add_matmul_(m, y[block], edge_weight)
+                _add_matmul_(m, y_block, edge_weight)
             part = work[: len(s)]
             sigma, message = part[:, :width], part[:, width:]
             torch.sigmoid(m, out=sigma)
             if not unit_weight:
                 sigma.mul_(weight[block].unsqueeze(1))
-            torch.mul(dst_update.index_select(0, s), sigma, out=message)
+            torch.mul(torch.index_select(dst_update, 0, s, out=gathered[: len(s)]), sigma, out=message)
             sums.index_add_(0, d, part)
-            torch.add(y[block], F.silu(self.bn_edges(m), inplace=True), out=y_out[block])
-        h = self.src_update(x).float() + sums[:, width:] / (sums[:, :width] + 1e-6)
-        return x + F.silu(self.bn_nodes(h)), y_out
+            torch.add(y_block, F.silu(self.bn_edges(m), inplace=True), out=y_out[block])
+        # h = U x + sum_sigma_h / (sum_sigma + 1e-6), in place in the sums' memory
+        h = sums[:, width:].div_(sums[:, :width].add_(1e-6)).add_(self.src_update(x).float())
+        return F.silu(self.bn_nodes(h), inplace=True).add_(x), y_out
 
 
 class ALIGNNConv(nn.Module):
-    """One ALIGNN layer: edge-gated conv on the atom graph, then on the line graph."""
+    """One ALIGNN layer: edge-gated conv on the atom graph, then on the line graph.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        Input and output feature widths.
+    norm : {"batch", "layer"}, default="batch"
+        The normalisation, see :func:`norm_layer`.
+    """
 
     def __init__(self, in_features: int, out_features: int, norm: str = "batch"):
         super().__init__()
@@ -211,7 +305,28 @@ class ALIGNNConv(nn.Module):
 
     def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False, distinct=None):
         """New (x, y, z); ``distinct``: ``(y_distinct, z_distinct)`` for the inference path (see
-        :meth:`EdgeGatedGraphConv.forward`), valid for the embedding stage's y and z only."""
+        :meth:`EdgeGatedGraphConv.forward`), valid for the embedding stage's y and z only.
+
+        Parameters
+        ----------
+        batch : AlignnBatch
+            The graphs (edges, line-graph edges and their multiplicities).
+        x : Tensor of shape (N, F)
+            Atom features.
+        y : Tensor of shape (E, F) or None
+            Bond features (None only with ``distinct``).
+        z : Tensor of shape (T, F) or None
+            Angle (line-graph edge) features (None only with ``distinct``).
+        reuse_yz : bool, default=False
+            Inference may overwrite y and z in place.
+        distinct : tuple, optional
+            ``(y_distinct, z_distinct)``, each ``(rows, index)`` as returned by :func:`rowwise_distinct`.
+
+        Returns
+        -------
+        x, y, z : Tensor
+            Updated atom, bond and angle features, same shapes as the inputs.
+        """
         y_distinct, z_distinct = (None, None) if distinct is None else distinct
         x, y = self.node_update(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=reuse_yz,
                                 y_distinct=y_distinct)
@@ -221,7 +336,22 @@ class ALIGNNConv(nn.Module):
 
 
 def segment_mean(values: torch.Tensor, index: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """Mean of the rows of ``values`` per segment id in ``index`` -> (num_segments, d)."""
+    """Mean of the rows of ``values`` per segment id in ``index`` -> (num_segments, d).
+
+    Parameters
+    ----------
+    values : torch.Tensor of shape (n, d)
+        Rows to average.
+    index : torch.Tensor of shape (n,), int64
+        Segment of each row, in ``[0, num_segments)``.
+    num_segments : int
+        Number of segments (e.g. graphs in a batch).
+
+    Returns
+    -------
+    mean : torch.Tensor of shape (num_segments, d)
+        Per-segment mean; 0 for an empty segment.
+    """
     total = values.new_zeros((num_segments, values.shape[1])).index_add_(0, index, values)
     count = torch.bincount(index, minlength=num_segments).clamp(min=1).to(values.dtype)
     return total / count.unsqueeze(1)
@@ -235,15 +365,66 @@ def weighted_segment_mean(values: torch.Tensor, index: torch.Tensor, num_segment
     many drift by ~1e-5 relative, more than the multigraph and distinct-edge orders of summation
     differ), over blocks of :func:`edge_block` rows (on the CPU the float64 copy of a block stays
     in cache).
+
+    Parameters
+    ----------
+    values : torch.Tensor of shape (n, d)
+        Rows to average.
+    index : torch.Tensor of shape (n,), int64
+        Segment of each row, in ``[0, num_segments)``.
+    num_segments : int
+        Number of segments.
+    weight : torch.Tensor of shape (n,)
+        Times each row counts (edge multiplicities).
+
+    Returns
+    -------
+    mean : torch.Tensor of shape (num_segments, d)
+        Per-segment weighted mean in the dtype of ``values``; 0 for an empty segment.
     """
     weight = weight.to(torch.float64)
     total = values.new_zeros((num_segments, values.shape[1]), dtype=torch.float64)
     step = edge_block(values, len(values))
     for start in range(0, len(values), step):
         block = slice(start, start + step)
-        total.index_add_(0, index[block], values[block].to(torch.float64) * weight[block].unsqueeze(1))
+        # float32 rows times float64 weights: the products are float64, formed in one pass
+        total.index_add_(0, index[block], torch.mul(values[block], weight[block].unsqueeze(1)))
     count = weight.new_zeros(num_segments).index_add_(0, index, weight).clamp(min=1)
     return (total / count.unsqueeze(1)).to(values.dtype)
+
+
+def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segment: torch.Tensor,
+                                   num_segments: int, weight: torch.Tensor) -> torch.Tensor:
+    """:func:`weighted_segment_mean` of ``rows[index]`` without forming it: each distinct row is
+    weighted once per segment by the summed weight of its copies there (float64).
+
+    Parameters
+    ----------
+    rows : Tensor of shape (D, F)
+        Distinct rows.
+    index : Tensor of shape (R,), int64
+        Row r of the implicit values is ``rows[index[r]]``.
+    segment : Tensor of shape (R,), int64
+        Segment id of row r.
+    num_segments : int
+    weight : Tensor of shape (R,)
+        Times row r counts.
+
+    Returns
+    -------
+    Tensor of shape (num_segments, F), dtype of ``rows``
+    """
+    weight = weight.to(torch.float64)
+    pairs, inverse = torch.unique(segment * len(rows) + index, return_inverse=True)
+    pair_weight = weight.new_zeros(len(pairs)).index_add_(0, inverse, weight)
+    total = rows.new_zeros((num_segments, rows.shape[1]), dtype=torch.float64)
+    step = edge_block(rows, len(pairs))
+    for start in range(0, len(pairs), step):
+        block = pairs[start : start + step]
+        products = torch.mul(rows.index_select(0, block % len(rows)), pair_weight[start : start + step].unsqueeze(1))
+        total.index_add_(0, torch.div(block, len(rows), rounding_mode="floor"), products)
+    count = weight.new_zeros(num_segments).index_add_(0, segment, weight).clamp(min=1)
+    return (total / count.unsqueeze(1)).to(rows.dtype)
 
 
 def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor:
@@ -251,6 +432,20 @@ def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor
 
     Avoids the large temporaries of the full call (for a line graph of 3e5 edges, ~1 GB of
     fresh memory and its page faults).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A module acting on each row independently.
+    values : torch.Tensor of shape (n, ...)
+        Its input.
+    width : int
+        Width of its output rows.
+
+    Returns
+    -------
+    out : torch.Tensor of shape (n, width)
+        ``module(values)``.
     """
     if module.training or torch.is_grad_enabled():
         return module(values)
@@ -267,6 +462,27 @@ def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tup
 
     Inference only (eval mode, no autograd): in training, a batch norm's statistics would see
     each value once instead of once per row.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A row-wise module in eval mode.
+    values : torch.Tensor of shape (n,)
+        1-d input values.
+    width : int
+        Width of the module's output rows.
+
+    Returns
+    -------
+    rows : torch.Tensor of shape (u, width)
+        ``module`` applied to the u distinct values, in sorted order.
+    index : torch.Tensor of shape (n,), int64
+        Row of ``rows`` for each input value.
+
+    Raises
+    ------
+    RuntimeError
+        Called in training mode or with autograd enabled.
     """
     if module.training or torch.is_grad_enabled():
         raise RuntimeError("rowwise_distinct is for inference (eval mode, no autograd)")
@@ -277,7 +493,22 @@ def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tup
 def cutoff_envelope(length: torch.Tensor, inner_cutoff: float, exponent: int = 3) -> torch.Tensor:
     """The official smooth cutoff of alignn_atomwise: with t = length / inner_cutoff and p = exponent,
     ``1 - (p+1)(p+2)/2 t^p + p(p+2) t^(p+1) - p(p+1)/2 t^(p+2)`` (p = 3: ``1 - 10t^3 + 15t^4 - 6t^5``),
-    0 beyond."""
+    0 beyond.
+
+    Parameters
+    ----------
+    length : torch.Tensor
+        Bond lengths in Å.
+    inner_cutoff : float
+        Length (Å) at which the envelope reaches 0.
+    exponent : int, default=3
+        p.
+
+    Returns
+    -------
+    envelope : torch.Tensor
+        Same shape as ``length``, 1 at 0 Å falling smoothly to 0 at ``inner_cutoff``.
+    """
     t = length / inner_cutoff
     p = exponent
     envelope = 1 - (p + 1) * (p + 2) / 2 * t**p + p * (p + 2) * t ** (p + 1) - p * (p + 1) / 2 * t ** (p + 2)

@@ -4,7 +4,7 @@ The module tree, parameter names and shapes are those of the official
 ``alignn.models.alignn.ALIGNN`` (``norm="batch"``) and ``alignn.models.alignn_atomwise.ALIGNNAtomWise``
 (``norm="layer"``), so their checkpoints load with ``strict=True``. Inputs: 92-d CGCNN atom
 features (jarvis-tools' table), bond lengths on 80 Gaussians over 0–8 Å, bond-angle cosines on 40
-Gaussians over -1..1, on the block-diagonal batches of :mod:`skdynemb.graphs`.
+Gaussians over -1..1, on the block-diagonal batches of :mod:`skdynemb.backbones.alignn.graphs`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from torch import nn
 
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.layers import (ALIGNNConv, EdgeGatedGraphConv, MLPLayer, RBFExpansion,
-                                              cutoff_envelope, flush_denormals, rowwise, rowwise_distinct,
-                                              segment_mean, weighted_segment_mean)
-from skdynemb.graphs import AlignnBatch
+                                              cutoff_envelope, distinct_weighted_segment_mean, flush_denormals,
+                                              rowwise, rowwise_distinct, segment_mean, weighted_segment_mean)
+from skdynemb.backbones.alignn.graphs import AlignnBatch
 
 
 def cgcnn_feature_table() -> torch.Tensor:
-    """(101, 92) float32: row Z = the CGCNN one-hot features of element Z (jarvis-tools), row 0 zeros."""
+    """(101, 92) float32: row Z = the CGCNN one-hot features of element Z (jarvis-tools), row 0 zeros.
+
+    Returns
+    -------
+    table : torch.Tensor of shape (101, 92), float32
+        Row Z holds element Z's CGCNN features; row 0 is zeros.
+    """
     from jarvis.core.specie import cgcnn_feature_json
 
     with open(cgcnn_feature_json) as f:
@@ -39,12 +45,20 @@ def cgcnn_feature_table() -> torch.Tensor:
 class AlignnStages:
     """Everything one forward pass computes.
 
-    x : 1 + alignn_layers + gcn_layers node-feature tensors (N, hidden).
-    y : the same number of bond-feature tensors (E, hidden) over the batch's distinct edges, or
+    Attributes
+    ----------
+    x : list of Tensor
+        1 + alignn_layers + gcn_layers node-feature tensors (N, hidden).
+    y : list of Tensor
+        The same number of bond-feature tensors (E, hidden) over the batch's distinct edges, or
         (B, hidden) per-graph means over the multigraph's edges.
-    z : 1 + alignn_layers angle-feature tensors (T, hidden) over distinct line-graph edges, or
+    z : list of Tensor
+        1 + alignn_layers angle-feature tensors (T, hidden) over distinct line-graph edges, or
         (B, hidden) per-graph means over the multigraph's line graph.
-    readout : (B, hidden) mean node features after the last layer; output : the prediction.
+    readout : Tensor of shape (B, hidden)
+        Mean node features after the last layer.
+    output : Tensor of shape (B,) or (B, k)
+        The prediction.
     """
 
     x: list[torch.Tensor]
@@ -55,7 +69,13 @@ class AlignnStages:
 
 
 class ALIGNN(nn.Module):
-    """The official ALIGNN architecture on :class:`~skdynemb.graphs.AlignnBatch` inputs."""
+    """The official ALIGNN architecture on :class:`~skdynemb.backbones.alignn.graphs.AlignnBatch` inputs.
+
+    Parameters
+    ----------
+    config : ALIGNNConfig, optional
+        Architecture settings; None: :class:`ALIGNNConfig`'s defaults.
+    """
 
     def __init__(self, config: ALIGNNConfig | None = None):
         super().__init__()
@@ -88,6 +108,23 @@ class ALIGNN(nn.Module):
         In inference (eval mode, no autograd) the embedding stage embeds each distinct bond length
         and angle cosine once, and on the CPU float32 denormals are flushed to zero during the pass
         (:func:`~skdynemb.backbones.alignn.layers.flush_denormals`; the caller's mode is restored).
+
+        Parameters
+        ----------
+        batch : AlignnBatch
+            The graphs, on the model's device.
+        pool_edges : bool, default=False
+            Store bond and angle features as (B, hidden) per-graph means instead of per edge.
+
+        Returns
+        -------
+        stages : AlignnStages
+            Node, bond and angle features of every stage, the readout and the prediction.
+
+        Raises
+        ------
+        ValueError
+            An atomic number is outside 1..100 (the CGCNN feature table).
         """
         if self.training or torch.is_grad_enabled():
             return self._stages(batch, pool_edges)
@@ -121,8 +158,18 @@ class ALIGNN(nn.Module):
             distinct = (rowwise_distinct(self.edge_embedding, length, hidden),
                         rowwise_distinct(self.angle_embedding, batch.lg_h, hidden))
             (y_rows, y_index), (z_rows, z_index) = distinct
-            y, z = y_rows.index_select(0, y_index), z_rows.index_select(0, z_index)
-        xs, ys, zs = [x], [keep_y(y)], [keep_z(z)]
+            if pool_edges and len(self.alignn_layers):  # the first layer gathers y and z block by block;
+                # the embedding stage's means come from the distinct rows
+                y = z = None
+                ys = [distinct_weighted_segment_mean(y_rows, y_index, batch.edge_graph_index, n_graphs,
+                                                     batch.edge_weight)]
+                zs = [distinct_weighted_segment_mean(z_rows, z_index, batch.lg_graph_index, n_graphs,
+                                                     batch.lg_count)]
+            else:
+                y, z = y_rows.index_select(0, y_index), z_rows.index_select(0, z_index)
+        xs = [x]
+        if y is not None:
+            ys, zs = [keep_y(y)], [keep_z(z)]
         for layer in self.alignn_layers:
             x, y, z = layer(batch, x, y, z, reuse_yz=pool_edges, distinct=distinct)
             distinct = None  # the distinct rows are those of the embedding stage only
@@ -149,5 +196,16 @@ class ALIGNN(nn.Module):
     def forward(self, batch: AlignnBatch) -> torch.Tensor:
         """Prediction per graph: (B,) for one output, else (B, output_features or num_classes).
 
-        ``alignn_atomwise`` models predict the energy per atom (eV/atom)."""
+        ``alignn_atomwise`` models predict the energy per atom (eV/atom).
+
+        Parameters
+        ----------
+        batch : AlignnBatch
+            The graphs, on the model's device.
+
+        Returns
+        -------
+        output : torch.Tensor of shape (B,) or (B, k)
+            The prediction per graph.
+        """
         return self.stages(batch, pool_edges=True).output

@@ -52,7 +52,14 @@ def _alignn2_models(source: str) -> dict:
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, tuple[str | None, str | None]]:
-    """Official name -> (download URL or None, reason it is refused or None)."""
+    """Official name -> (download URL or None, reason it is refused or None).
+
+    Returns
+    -------
+    table : dict of str to tuple
+        ``name -> (url, reason)``: the download address (None if unknown) and why the model is
+        refused (None if it is supported).
+    """
     table: dict[str, tuple[str | None, str | None]] = {}
     folder = _alignn_folder()
     if folder is not None:
@@ -73,13 +80,37 @@ def registry() -> dict[str, tuple[str | None, str | None]]:
 
 
 def official_names() -> list[str]:
-    """Every official name :func:`resolve` knows (refused ones included, so they are refused by name)."""
+    """Every official name :func:`resolve` knows (refused ones included, so they are refused by name).
+
+    Returns
+    -------
+    names : list of str
+        Sorted model names.
+    """
     return sorted(registry())
 
 
 def resolve(name: str) -> tuple[Path, dict[str, str] | None]:
     """(local checkpoint path, sha256 pins of its files or None) of official model ``name``,
-    fetched into the cache on first use; raises ValueError for unknown or refused names."""
+    fetched into the cache on first use; raises ValueError for unknown or refused names.
+
+    Parameters
+    ----------
+    name : str
+        An official model name (see :func:`official_names`).
+
+    Returns
+    -------
+    path : Path
+        The checkpoint: an ALIGNN-FF folder or a downloaded zip.
+    pins : dict of str to str or None
+        File name -> expected sha256 for the ALIGNN-FF checkpoints, else None.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is unknown or refused.
+    """
     if name in FF_CHECKPOINTS:
         return fetch_ff(name), FF_CHECKPOINTS[name]
     url, reason = registry().get(name, (None, "unknown"))

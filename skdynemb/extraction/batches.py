@@ -1,4 +1,7 @@
-"""Batched extraction: crystals -> per-structure :class:`PooledStages`, with cache and workers.
+"""Batched forward passes: checked crystals -> per-structure :class:`PooledStages`, with cache and workers.
+
+The part of :class:`~skdynemb.extraction.Extractor` that runs the backbone; most code calls the
+Extractor, which parses samples and turns these pooled stages into rows.
 
 Failures are attributed to structures: a batch that fails in the backbone (graph building or
 forward pass) is run again one structure at a time, so that each structure that fails on its
@@ -36,7 +39,19 @@ _SAMPLE_FAULTS = (ValueError, RuntimeError, IndexError, KeyError, ArithmeticErro
 
 
 def is_sample_fault(exc: BaseException) -> bool:
-    """Whether ``exc``, raised for one structure alone, says that structure cannot be featurized."""
+    """Whether ``exc``, raised for one structure alone, says that structure cannot be featurized.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The exception raised for the structure.
+
+    Returns
+    -------
+    fault : bool
+        True for an invalid sample; False for failures that are not the sample's fault
+        (out of memory, CUDA errors) or unknown exception types.
+    """
     if isinstance(exc, InvalidSampleError):
         return True
     if isinstance(exc, _OUT_OF_MEMORY) or (isinstance(exc, RuntimeError) and "CUDA" in str(exc)):
@@ -45,7 +60,22 @@ def is_sample_fault(exc: BaseException) -> bool:
 
 
 def check_elements(backbone: Backbone, crystal: Crystal, index: int) -> None:
-    """``backbone.check_elements`` raising :class:`InvalidStructureError` naming the sample."""
+    """``backbone.check_elements`` raising :class:`InvalidStructureError` naming the sample.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        The backbone the crystal is for.
+    crystal : Crystal
+        The structure.
+    index : int
+        Its global sample index, for the message.
+
+    Raises
+    ------
+    InvalidStructureError
+        The crystal has an element the backbone does not cover.
+    """
     try:
         backbone.check_elements(crystal, index)
     except ValueError as exc:
@@ -55,7 +85,22 @@ def check_elements(backbone: Backbone, crystal: Crystal, index: int) -> None:
 def check_sample(backbone: Backbone, crystal: Crystal, index: int) -> None:
     """Every check of one crystal against ``backbone`` before any forward: its elements, then the
     geometry guard (:func:`skdynemb.backbones._geometry.check_geometry`: no site with more
-    neighbours within the backbone's cutoff than a real crystal could have)."""
+    neighbours within the backbone's cutoff than a real crystal could have).
+
+    Parameters
+    ----------
+    backbone : Backbone
+        The backbone the crystal is for.
+    crystal : Crystal
+        The structure.
+    index : int
+        Its global sample index, for the message.
+
+    Raises
+    ------
+    InvalidStructureError
+        An element is not covered, or the geometry guard fails.
+    """
     check_elements(backbone, crystal, index)
     check_geometry(crystal, bound_of(backbone), index, backbone.name)
 
@@ -124,8 +169,34 @@ def extract_pooled_or_errors(
     element checks, or after the batch that holds it), leaving the rest uncomputed. Cached
     structures are read back (entries are checked, see :class:`~skdynemb.cache.StageCache`); the
     rest run in batches of exactly ``batch_size`` structures (one block-diagonal forward each;
-    the caller decides it, e.g. ``DynamicEmbeddingTransformer.batch_size_``), across ``n_jobs``
+    the caller decides it, e.g. :attr:`Extractor.batch_size <skdynemb.extraction.Extractor>`), across ``n_jobs``
     joblib workers when > 1 (any joblib backend, e.g. dask via ``joblib.parallel_config("dask")``).
+
+    Parameters
+    ----------
+    crystals : sequence of Crystal
+        Validated crystals.
+    backbone : Backbone
+        The loaded backbone.
+    batch_size : int
+        Structures per forward pass.
+    indices : sequence of int, optional
+        Global index of each crystal, for messages (default ``0..n-1``).
+    n_jobs : int, optional
+        joblib workers, one batch each; None or 1 = this process.
+    cache : StageCache, optional
+        Where cached results are read and new ones written; None = no cache.
+    progress : bool, default=False
+        tqdm progress bar over the batches.
+    stop_on_error : bool, default=False
+        Return as soon as an error is known.
+
+    Returns
+    -------
+    pooled : list of PooledStages or None
+        One per crystal, in input order; None where it failed or was not computed.
+    errors : list of (int, str or None, str)
+        ``(index, id, reason)`` per failed crystal, sorted by index.
     """
     indices = list(range(len(crystals))) if indices is None else list(indices)
     results: list[PooledStages | None] = [None] * len(crystals)
@@ -171,14 +242,3 @@ def extract_pooled_or_errors(
     bar.close()
     return results, sorted(errors, key=lambda e: e[0])
 
-
-def extract_pooled(crystals: Sequence[Crystal], backbone: Backbone, **kwargs) -> list[PooledStages]:
-    """Pooled stage features for every crystal, in input order (see :func:`extract_pooled_or_errors`).
-
-    The first structure that cannot be featurized raises :class:`InvalidStructureError`
-    naming its index and id.
-    """
-    results, errors = extract_pooled_or_errors(crystals, backbone, stop_on_error=True, **kwargs)
-    if errors:
-        raise InvalidStructureError(*errors[0])
-    return results
