@@ -69,3 +69,39 @@ def test_table5_chooses_the_stage_per_fold_and_scores_seed_ensembles(shared, tmp
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     summary = pd.read_csv(out / "table5_matbench_dielectric.csv", comment="#")
     assert {"MODNet", "coGN", "ALIGNN"} <= {m.split(" ")[0] for m in summary["model"]}
+
+
+def test_table5_stage_ensemble_averages_every_stage_and_seed(shared, tmp_path, monkeypatch):
+    out, book = tmp_path / "out", tmp_path / "ledger"
+    argv = [*TINY, "--stage-ensemble", "--work", str(tmp_path / "work"), "--ledger", str(book)]
+    run.main([*argv, "--out", str(out)])
+    folds = pd.read_csv(out / "table5_matbench_folds.csv", comment="#")
+    ens = folds[folds.model == "stage ensemble"]
+    assert ens["fold"].tolist() == [0, 1, 2, 3, 4] and set(ens["embedding"]) == {"conv3+conv4+all"}
+
+    # its ensemble MAE is that of the mean test prediction of all 3 stages x 2 seeds, against the real targets
+    from skdynemb.datasets import matbench_folds
+
+    s = run.settings_from(run.parser().parse_args(TINY))
+    prop = data.load_property("matbench:n", s)
+    records = [r for r in ledger.Ledger(book).records.values() if r["kind"] == "fit"]
+    for k, (_, test) in enumerate(matbench_folds("matbench_dielectric", ids=prop.ids)):
+        members = [r for r in records if r["identity"]["subset"] == f"fold {k}"
+                   and r["identity"]["inputs"].startswith("dynamic:")]
+        assert sorted((r["identity"]["inputs"], r["identity"]["seed"]) for r in members) == sorted(
+            (f"dynamic:{st}", seed) for st in ("conv3", "conv4", "all") for seed in (0, 1))
+        preds = np.array([r["result"]["pred_test"] for r in members])
+        row = ens[ens.fold == k].iloc[0]
+        assert row["test MAE, ensemble of 2"] == pytest.approx(np.mean(np.abs(preds.mean(0) - prop.y[test])), rel=1e-3)
+        assert row["val MAE"] == pytest.approx(np.mean([r["result"]["val_mae"] for r in members]), rel=1e-3)
+
+    summary = pd.read_csv(out / "table5_matbench_dielectric.csv", comment="#")
+    assert summary["model"].str.contains("stage ensemble .* ensemble of 6 models", regex=True).sum() == 1
+
+    def refuse(*args):
+        raise AssertionError("a fit held by the ledger was retrained")
+
+    monkeypatch.setattr(fits, "_fit", refuse)
+    run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(book)])
+    for name in ("table5_matbench_dielectric.md", "table5_matbench_folds.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name

@@ -210,7 +210,7 @@ def dynamic_transformer(settings: Settings) -> DynamicEmbeddingTransformer:
     key = (settings.backbone, settings.weights, settings.work, settings.device)
     if key not in _TRANSFORMERS:
         _TRANSFORMERS[key] = DynamicEmbeddingTransformer(
-            settings.backbone, weights=settings.weights, layer="all", device=settings.device,
+            settings.backbone, weights=settings.weights, stage="all", device=settings.device,
             memory=str(Path(settings.work) / "cache"), progress=False,
         ).fit()
     return _TRANSFORMERS[key]

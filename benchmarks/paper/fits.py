@@ -100,9 +100,21 @@ def crabnet_params(epochs: int | None) -> dict:
     return {"epochs": epochs, "threads": 1}
 
 
+def crabnet_style_params(epochs: int = 150, patience: int = 20) -> dict:
+    """Settings of our CrabNet-style model (``CrabNetRegressor``) as ``benchmarks/bench_crabnet_style.py``
+    fits it: its CPU widths and learning rate, early stopping on the validation split."""
+    from benchmarks.bench_crabnet_style import PARAMS
+
+    return {**PARAMS, "epochs": epochs, "early_stopping": "validation split", "patience": patience}
+
+
 def _fit(model: str, X, y, split, seed: int, params: dict) -> dict:
     if model == "roost":
         return roost_fit(X, y, split, seed, params)
+    if model == "crabnet-style":  # CrabNetRegressor on element rows, early stopping on split[1]
+        from benchmarks.bench_crabnet_style import crabnet_style_fit
+
+        return crabnet_style_fit(model, X, y, split, seed, params)
     if model == "crabnet":  # X: the formulas of all samples
         fit, why = crabnet_runner()
         if fit is None:
@@ -113,7 +125,7 @@ def _fit(model: str, X, y, split, seed: int, params: dict) -> dict:
 
 @dataclass(frozen=True)
 class Job:
-    """One fit to run: ``model`` (roost, elemnet, flaml, autosklearn, crabnet) on ``inputs`` (an
+    """One fit to run: ``model`` (roost, elemnet, flaml, autosklearn, crabnet, crabnet-style) on ``inputs`` (an
     :func:`~benchmarks.paper.data.embeddings` name) with ``seed``; ``params`` is the model's
     settings as canonical JSON (None for Roost: the run's :meth:`Settings.roost_params`)."""
 
@@ -176,3 +188,18 @@ def fit_chosen(ledger: Ledger, data: PropData, names, select, rest, settings: Se
                                  for n in names})
     return res | run_fits(ledger, data, [job("roost", chosen, seed) for seed in rest], settings, cache,
                           train=train), chosen
+
+
+def collect(ledger: Ledger, data: PropData, jobs, settings: Settings, cache: dict, train: bool = True) -> dict[Job, dict]:
+    """Ledger records of those of ``jobs`` the ledger holds, plus (``train``) the missing ones trained
+    (as :func:`run_fits`); with ``train=False`` the missing ones are simply left out of the answer."""
+    out = {}
+    for j in jobs:
+        try:
+            out |= run_fits(ledger, data, [j], settings, cache, train=False)
+        except NotInLedger:
+            pass
+    todo = [j for j in dict.fromkeys(jobs) if j not in out]
+    if todo and train:
+        out |= run_fits(ledger, data, todo, settings, cache)
+    return out

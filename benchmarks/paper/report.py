@@ -154,7 +154,8 @@ def plot_layers(df: pd.DataFrame, path: Path, title: str, unit: str, caption: st
     """Table 1: test MAE per stage, one panel per backbone, "all stages" and the mean baseline as lines."""
     plt = _plt()
     groups = list(df.groupby("backbone", sort=False))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(6.5, 4.2 * len(groups)), 4), squeeze=False,
+                             sharey=True)
     for ax, (name, part) in zip(axes[0], groups):
         layers = part[part["stage"] != "all"]
         x = np.arange(len(layers))
@@ -211,3 +212,60 @@ def backbones_caption(settings: str, backbones) -> str:
     head = settings.rsplit("; backbone ", 1)[0] if "; backbone " in settings else settings
     names = list(dict.fromkeys(backbones))
     return f"{head}; backbone{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def plot_methods(df: pd.DataFrame, path: Path, caption: str) -> None:
+    """Table 3: test MAE of every method and input as horizontal bars (seed-std error bars), one panel per
+    property; dynamic inputs orange, static and composition inputs blue; rows without fits say so."""
+    plt = _plt()
+    from matplotlib.patches import Patch
+
+    groups = list(df.groupby("property", sort=False))
+    height = max(len(part) for _, part in groups)
+    fig, axes = plt.subplots(1, len(groups), figsize=(8 * len(groups), 0.32 * height + 2), squeeze=False)
+    for ax, (prop, part) in zip(axes[0], groups):
+        yy = np.arange(len(part))
+        mae, std = part["test MAE"].to_numpy(dtype=float), np.nan_to_num(part["std"].to_numpy(dtype=float))
+        dyn = part["input"].str.startswith("dynamic").to_numpy()
+        ax.barh(yy, np.nan_to_num(mae), xerr=std, color=np.where(dyn, "C1", "C0"), capsize=2)
+        top = np.nanmax(mae + std) if np.isfinite(mae).any() else 1.0
+        for y, m, sd, seeds in zip(yy, mae, std, part["seeds"]):
+            ax.text(m + sd if np.isfinite(m) else 0, y, f"  {m:.3g}" if np.isfinite(m) else f" {seeds}",
+                    va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.25)
+        ax.set_yticks(yy, [f"{mo}: {i}" for mo, i in zip(part["model"], part["input"])], fontsize=7)
+        ax.invert_yaxis()
+        ax.set(xlabel="test MAE, mean ± std over seeds", title=prop)
+        ax.legend(handles=[Patch(color="C1", label="dynamic inputs"),
+                           Patch(color="C0", label="static / composition inputs")], fontsize=7, loc="lower right")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    savefig(fig, path, caption)
+
+
+def plot_polymorphs(df: pd.DataFrame, path: Path, caption: str) -> None:
+    """Table 4: test MAE with and without polymorphs (and on the test entries that have polymorphs),
+    static vs dynamic, one panel per property."""
+    plt = _plt()
+    groups = list(df.groupby("property", sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    for ax, (prop, part) in zip(axes[0], groups):
+        cells = [(s, col) for s in dict.fromkeys(part["set"])
+                 for col in ("test MAE", "test MAE on polymorph entries")
+                 if part.loc[part["set"] == s, col].notna().any() or col == "test MAE"]
+        x = np.arange(len(cells))
+        for k, emb in enumerate(dict.fromkeys(part["embedding"])):
+            rows = part[part["embedding"] == emb].set_index("set")
+            vals = [rows.loc[s, col] for s, col in cells]
+            errs = [rows.loc[s, "std" if col == "test MAE" else "polymorph std"] for s, col in cells]
+            vals, errs = np.asarray(vals, float), np.nan_to_num(np.asarray(errs, float))
+            xs = x + (k - 0.5) * 0.38
+            ax.bar(xs, np.nan_to_num(vals), 0.38, yerr=errs, capsize=3, label=emb, color=f"C{k}")
+            for xi, v, e in zip(xs, vals, errs):
+                ax.text(xi, (v + e) if np.isfinite(v) else 0, f"{v:.3g}" if np.isfinite(v) else "not in\nthe ledger",
+                        ha="center", va="bottom", fontsize=6)
+        ax.set_xticks(x, [f"{s}\n{'all test entries' if c == 'test MAE' else 'polymorph entries'}"
+                          for s, c in cells], fontsize=7)
+        ax.set(ylabel="test MAE", title=prop)
+        ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    savefig(fig, path, caption)

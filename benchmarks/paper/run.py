@@ -26,7 +26,8 @@ import pandas as pd
 
 from .data import CPU_PROPS, PROPERTIES, ZERO_FLAG, dataset, embeddings, holdout, last_stage, load_property, \
     stage_options, subsample
-from .fits import NotInLedger, crabnet_params, crabnet_runner, elemnet_params, fit_chosen, job, run_fits
+from .fits import NotInLedger, collect, crabnet_params, crabnet_runner, crabnet_style_params, elemnet_params, \
+    fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
@@ -114,24 +115,46 @@ def load_flag(ledger: Ledger, items: list[dict], key: str) -> str:
 
 
 # ----------------------------------------------------------------------------- Table 1
+def _expected(jobs) -> list[list]:
+    """``[model, inputs, seed]`` of each of ``jobs`` (what a table asks the ledger for)."""
+    return [[j.model, j.inputs, j.seed] for j in dict.fromkeys(jobs)]
+
+
+def _seed_rounds(combos, seeds, params=None) -> list[list]:
+    """Fits in the order they are trained: every ``(model, inputs)`` of ``combos`` with the first seed,
+    then with the second ..., so that a stopped run leaves a complete table on fewer seeds."""
+    params = params or {}
+    return [[job(m, i, seed, params.get(m)) for m, i in combos] for seed in seeds]
+
+
 def layers(args, s: Settings, ledger: Ledger) -> None:
-    """Table 1: Roost on each backbone stage of ``--backbone`` (and each ``--also-backbone``)."""
+    """Table 1: Roost on each backbone stage of ``--backbone`` (and each ``--also-backbone``).
+
+    Fits run seed by seed (every stage with the first seed, then the next), the table is published
+    after each round, and ``--from-ledger`` trains nothing: the table names the fits not in the ledger."""
     key = args.props[0] if args.props else "jarvis:formation_energy_peratom"
     backbones = [(s.backbone, s.weights), *(_backbone_arg(b) for b in args.also_backbone or ())]
     notes = [f"backbone {name}: weights {w if w else 'shipped with skdynemb'}" for name, w in backbones]
-    items = []
+    split = "official JARVIS split" if key.startswith("jarvis:") else f"seeded 80:10:10 (seed {s.split_seed})"
+    head = header(f"Table 1: Roost on each backbone stage, {key}", s, args.argv, {
+        "split": split, "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds (test split)"})
+    loaded = []
     for name, weights in backbones:
         sb = replace(s, backbone=name, weights=weights)
         data = load_property(key, sb)
         stages = stage_options(sb)
-        res = run_fits(ledger, data, [job("roost", f"dynamic:{st}", seed) for st in stages for seed in s.seeds], sb, {})
-        items.append({"backbone": name, "property": ledger.add_property(data, sb), "fits": _keys(res),
-                      "stages": stages})
-    split = "official JARVIS split" if key.startswith("jarvis:") else f"seeded 80:10:10 (seed {s.split_seed})"
-    head = header(f"Table 1: Roost on each backbone stage, {key}", s, args.argv, {
-        "split": split, "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds (test split)"})
-    publish(args, "table1", "table1", {"property": key, "unit": PROPERTIES[key].unit, "backbones": items,
-                                       "seeds": list(s.seeds), "notes": notes}, head, ledger)
+        rounds = _seed_rounds([("roost", f"dynamic:{st}") for st in stages], s.seeds)
+        loaded.append((name, sb, data, stages, rounds, {}))
+    items = [None] * len(loaded)
+    for r in range(len(s.seeds)):
+        for n, (name, sb, data, stages, rounds, cache) in enumerate(loaded):
+            done = collect(ledger, data, [j for rnd in rounds[: r + 1] for j in rnd], sb, cache,
+                           train=not args.from_ledger)
+            items[n] = {"backbone": name, "property": ledger.add_property(data, sb), "fits": _keys(done),
+                        "stages": stages, "expected": _expected(j for rnd in rounds for j in rnd)}
+            publish(args, "table1", "table1", {"property": key, "unit": PROPERTIES[key].unit,
+                                               "backbones": [i for i in items if i], "seeds": list(s.seeds),
+                                               "notes": notes}, head, ledger)
 
 
 def _backbone_arg(text: str) -> tuple[str, str | None]:
@@ -153,33 +176,67 @@ def _energy_for_polymorphs(key: str, s: Settings) -> np.ndarray:
     return task.y
 
 
+def _official_split(data, s: Settings):
+    """``data`` (a subset of a JARVIS property) with the official leaderboard labels of its entries as
+    its split (capped as :func:`~benchmarks.paper.data.load_property` caps them)."""
+    spec = PROPERTIES[data.key]
+    task = dataset(spec.source, s).task(spec.target, missing="drop")
+    label = dict(zip(task.ids, task.split))
+    labels = np.array([label[i] for i in data.ids])
+    tr, va, te = (np.flatnonzero(labels == part) for part in ("train", "val", "test"))
+    split = (subsample(tr, s.max_train, s.split_seed), subsample(va, s.max_eval, s.split_seed + 1),
+             subsample(te, s.max_eval, s.split_seed + 2))
+    return data.with_split(split, "official JARVIS leaderboard train/val/test, restricted to the set", data.subset)
+
+
+def _polymorph_sets(key: str, s: Settings) -> list:
+    """``[(label, PropData)]``: the property with and without polymorphs. JARVIS: the official split for
+    both (the set with polymorphs is Table 2's own; the other keeps each entry's label, so its test set
+    lies inside the first's); other sources: a seeded 80:10:10 split of each set."""
+    from skdynemb.datasets import drop_polymorphs
+
+    spec = PROPERTIES[key]
+    task = dataset(spec.source, s).task(spec.target, missing="drop")
+    keep = drop_polymorphs(task.structures.compositions(), _energy_for_polymorphs(key, s))
+    if spec.source == "jarvis":
+        without = load_property(key, s, indices=keep, subset="without polymorphs")
+        return [("with polymorphs", load_property(key, s)), ("without polymorphs", _official_split(without, s))]
+    return [(label, load_property(key, s, indices=idx, subset=label))
+            for label, idx in (("with polymorphs", np.arange(len(task))), ("without polymorphs", keep))]
+
+
 def polymorphs(args, s: Settings, ledger: Ledger) -> None:
-    """Table 4: with vs without polymorphs, static vs dynamic."""
-    from skdynemb.datasets import drop_polymorphs, reduced_formula
+    """Table 4: with vs without polymorphs, static vs dynamic (seed by seed; ``--from-ledger``: no training)."""
+    from skdynemb.datasets import reduced_formula
 
     props = args.props or ["mp:K_VRH", "jarvis:formation_energy_peratom"]
     embs = [f"static:{args.static_table}", f"dynamic:{last_stage(s)}"]
-    sets = []
+    rounds = _seed_rounds([("roost", e) for e in embs], s.seeds)
+    head = header("Table 4: with vs without polymorphs, static vs dynamic", s, args.argv, {
+        "split": "official JARVIS leaderboard labels for jarvis:* (the set without polymorphs keeps each entry's "
+                 f"label); seeded 80:10:10 (seed {s.split_seed}) of each set otherwise (so its test sets differ)",
+        "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds"})
+    sets, order = [], []
     for key in props:
-        spec = PROPERTIES[key]
-        task = dataset(spec.source, s).task(spec.target, missing="drop")
-        keep = drop_polymorphs(task.structures.compositions(), _energy_for_polymorphs(key, s))
-        for label, idx in (("with polymorphs", np.arange(len(task))), ("without polymorphs", keep)):
-            data = load_property(key, s, indices=idx, subset=label)
+        for label, data in _polymorph_sets(key, s):
             formulas = [reduced_formula(c) for c in data.compositions]
             counts = pd.Series(formulas).value_counts()
             poly_test = np.array([counts[formulas[i]] > 1 for i in data.split[2]])
-            res = run_fits(ledger, data, [job("roost", e, seed) for e in embs for seed in s.seeds], s, {})
+            order.append((key, label, data, counts, poly_test, {}))
+            sets.append(None)
+    for r in range(len(s.seeds)):
+        for n, (key, label, data, counts, poly_test, cache) in enumerate(order):
+            res = collect(ledger, data, [j for rnd in rounds[: r + 1] for j in rnd], s, cache,
+                          train=not args.from_ledger)
             y_te = data.y[data.split[2]]
-            poly = {e: {str(j.seed): float(np.mean(np.abs(np.array(r["result"]["pred_test"]) - y_te)[poly_test]))
-                        if poly_test.any() else None for j, r in res.items() if j.inputs == e} for e in embs}
-            sets.append({"key": key, "set": label, "property": ledger.add_property(data, s), "fits": _keys(res),
-                         "entries": len(data.y), "entries_in_groups": int((counts[counts > 1]).sum()),
-                         "n_polymorph_test": int(poly_test.sum()), "polymorph_mae": poly})
-    head = header("Table 4: with vs without polymorphs, static vs dynamic", s, args.argv, {
-        "split": f"seeded 80:10:10 (seed {s.split_seed}) of each set (so the test sets differ between the two sets)",
-        "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds"})
-    publish(args, "table4", "table4", {"sets": sets, "embeddings": embs, "seeds": list(s.seeds)}, head, ledger)
+            poly = {e: {str(j.seed): float(np.mean(np.abs(np.array(rec["result"]["pred_test"]) - y_te)[poly_test]))
+                        if poly_test.any() else None for j, rec in res.items() if j.inputs == e} for e in embs}
+            sets[n] = {"key": key, "set": label, "property": ledger.add_property(data, s), "fits": _keys(res),
+                       "expected": _expected(j for rnd in rounds for j in rnd), "entries": len(data.y),
+                       "entries_in_groups": int((counts[counts > 1]).sum()),
+                       "n_polymorph_test": int(poly_test.sum()), "polymorph_mae": poly}
+            publish(args, "table4", "table4", {"sets": [x for x in sets if x], "embeddings": embs,
+                                               "seeds": list(s.seeds), "requested": props}, head, ledger)
 
 
 # ----------------------------------------------------------------------------- Table 5
@@ -190,6 +247,8 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
     validation split; the stage (among ``--stages``) is chosen there with the ``select_seeds`` seeds,
     as Table 2 chooses it, and then fitted with every seed; ``--static-table`` is fitted with every
     seed on the same splits. The test fold scores each seed and the seed ensemble (mean prediction).
+    With ``--stage-ensemble`` every stage of ``--stages`` is also fitted with every seed and the mean
+    prediction of all of them is scored as well (a fixed recipe: nothing is chosen).
     """
     from skdynemb.datasets import matbench_folds
 
@@ -208,7 +267,13 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
         y_test = data.y[test]
         ensemble = {e: ensemble_mae([res[job("roost", e, seed)]["result"]["pred_test"] for seed in s.seeds], y_test)
                     for e in (chosen, static)}
-        folds.append({"fold": k, "property": ledger.add_property(fold, s), "fits": _keys(res), "ensemble": ensemble})
+        item = {"fold": k, "property": ledger.add_property(fold, s), "fits": _keys(res), "ensemble": ensemble}
+        if args.stage_ensemble:
+            members = [job("roost", e, seed) for e in stages for seed in s.seeds]
+            res |= run_fits(ledger, fold, members, s, cache)
+            item |= {"fits": _keys(res),
+                     "stage_ensemble": ensemble_mae([res[j]["result"]["pred_test"] for j in members], y_test)}
+        folds.append(item)
         head = header("Table 5: Matbench dielectric (refractive index n), official 5 folds", s, args.argv, {
             "split": "official Matbench v0.1 folds; in each, a seeded "
                      f"{args.inner_val:.0%} of the training fold is the inner validation split (seed {s.split_seed})"
@@ -246,34 +311,95 @@ def _require_autosklearn() -> None:
                          "auto-sklearn out of Table 3)") from None
 
 
+#: Table 3's models: on element rows (Roost, our CrabNet-style model), on formulas (the real CrabNet), on
+#: atom-averaged vectors and composition features (ElemNet, FLAML, auto-sklearn)
+METHOD_MODELS = ("roost", "crabnet-style", "crabnet", "elemnet", "flaml", "autosklearn")
+#: why AtomSets has no column (written into Table 3)
+ATOMSETS_NOTE = ("AtomSets: not run. It reads MEGNet's pretrained site features, and no reachable package ships "
+                 "MEGNet's weights (the megnet 1.3.2 wheel holds code only), so there is no column for it rather than "
+                 "a substitute")
+
+
+def _method_combos(models, s: Settings) -> list[tuple[str, str]]:
+    """``(model, inputs)`` of Table 3 in the order they are fitted (cheap and informative first)."""
+    last = f"dynamic:{last_stage(s)}"
+    combos = {"roost": [("roost", last), ("roost", "static:mat2vec")],
+              "crabnet-style": [("crabnet-style", "static:mat2vec"), ("crabnet-style", last)],
+              "crabnet": [("crabnet", "formula")]}
+    order = [c for m in ("roost", "crabnet-style", "crabnet") if m in models for c in combos[m]]
+    for inputs in (f"mean:{last}", "ElementFraction", "Magpie"):
+        order += [(m, inputs) for m in ("elemnet", "flaml") if m in models]
+    for inputs in (f"mean:{last}", "ElementFraction", "Magpie"):
+        order += [("autosklearn", inputs)] if "autosklearn" in models else []
+    return order
+
+
 def methods(args, s: Settings, ledger: Ledger) -> None:
-    """Table 3: ElemNet and AutoML on atom-averaged dynamic vectors vs composition features."""
+    """Table 3: the paper's methods on static and dynamic inputs: Roost and our CrabNet-style model on
+    element rows (mat2vec vs the last stage), the real CrabNet (mat2vec, its side env), ElemNet and AutoML
+    (FLAML, auto-sklearn) on atom-averaged dynamic vectors vs ElementFraction and Magpie.
+
+    Fits run seed by seed in :func:`_method_combos`' order, the table is published after each round;
+    ``--from-ledger`` trains nothing. CrabNet is trained only when its side env is there (else its
+    rows must be in the ledger); AtomSets is named as not run (:data:`ATOMSETS_NOTE`)."""
     props = args.props or ["jarvis:formation_energy_peratom", "mp:band_gap"]
-    models = ["elemnet", "flaml"] + (["autosklearn"] if args.autosklearn_budget else [])
-    inputs = [f"mean:dynamic:{last_stage(s)}", "ElementFraction", "Magpie"]
-    items = []
-    for key in props:
-        data, cache = load_property(key, s), {}
-        jobs = [job(m, i, seed, _method_params(m, args, s)) for i in inputs for m in models for seed in s.seeds]
-        res = run_fits(ledger, data, jobs, s, cache)
-        items.append({"property": ledger.add_property(data, s), "fits": _keys(res),
-                      "widths": {i: int(embeddings(data, i, s, cache).shape[1]) for i in inputs}})
+    models = [m for m in (args.methods_models or METHOD_MODELS) if m != "autosklearn" or args.autosklearn_budget]
+    combos = _method_combos(models, s)
+    crab_fit, crab_missing = crabnet_runner() if "crabnet" in models and not args.from_ledger else (None, "")
+    params = {m: _method_params(m, args, s) for m in ("elemnet", "flaml", "autosklearn") if m in models}
+    if "crabnet" in models:
+        params["crabnet"] = crabnet_params(args.crabnet_epochs)
+    if "crabnet-style" in models:
+        params["crabnet-style"] = crabnet_style_params(args.crabnet_style_epochs)
+    rounds = _seed_rounds(combos, s.seeds, params)
     described = (f"ElemNetRegressor(max_epochs={args.elemnet_epochs}, patience={args.elemnet_patience}, its own 10% "
                  f"early-stopping hold-out); AutoMLRegressor(FLAML, time_budget=-1, max_iter={args.automl_iter}, "
                  "estimator_list=[lgbm, rf, extra_tree])")
-    if args.autosklearn_budget:
+    if "autosklearn" in models:
         p = _method_params("autosklearn", args, s)
         described += (f"; AutoSklearnRegressor(auto-sklearn 0.15.0 in its Python 3.9 side env, "
                       f"time_left_for_this_task={p['budget_s']} s, per_run_time_limit={p['run_limit_s']} s, "
                       "memory_limit=3072 MB, n_jobs=1, its defaults otherwise: "
                       "25 meta-learning warm starts, holdout, ensemble of 50 selections)")
-    head = header("Table 3: ElemNet and AutoML on atom-averaged dynamic vectors vs composition features", s,
-                  args.argv, {
-                      "split": "official JARVIS split for jarvis:*, seeded 80:10:10 otherwise; validation split unused",
-                      "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds", "models": described})
-    publish(args, "table3", "table3", {"properties": items, "inputs": inputs, "models": models,
-                                       "seeds": list(s.seeds), "autosklearn_budget": args.autosklearn_budget},
-            head, ledger)
+    if "crabnet-style" in models:
+        described += ("; CrabNetRegressor (our CrabNet-style model) with "
+                      + ", ".join(f"{k}={v}" for k, v in params["crabnet-style"].items())
+                      + " (benchmarks/bench_crabnet_style.py's settings)")
+    if "crabnet" in models:
+        described += (f"; CrabNet 2.0.8 (its side env, its defaults: mat2vec, at most "
+                      f"{params['crabnet']['epochs'] or 300} epochs, SWA on the validation split)")
+    if "roost" in models:
+        described += "; Roost as in Table 2 (the settings line)"
+    head = header("Table 3: the paper's methods on static vs dynamic inputs", s, args.argv, {
+        "split": "official JARVIS split for jarvis:*, seeded 80:10:10 otherwise; the validation split is used for "
+                 "early stopping (Roost, CrabNet-style) and by CrabNet's SWA, not by ElemNet or AutoML",
+        "seeds": f"{list(s.seeds)}; MAE mean ± sample std over seeds", "models": described})
+    loaded = [(key, load_property(key, s), {}) for key in props]
+    items = [None] * len(loaded)
+    for r in range(len(s.seeds)):
+        for n, (key, data, cache) in enumerate(loaded):
+            upto = [j for rnd in rounds[: r + 1] for j in rnd]
+            trainable = not args.from_ledger
+            res = collect(ledger, data, [j for j in upto if j.model != "crabnet"], s, cache, train=trainable)
+            res |= collect(ledger, data, [j for j in upto if j.model == "crabnet"], s, cache,
+                           train=trainable and crab_fit is not None)
+            items[n] = {"property": ledger.add_property(data, s), "fits": _keys(res),
+                        "expected": _expected(j for rnd in rounds for j in rnd),
+                        "widths": {i: _width(embeddings(data, i, s, cache)) for _, i in combos}}
+            args_t3 = {"properties": [i for i in items if i], "combos": [list(c) for c in combos], "models": models,
+                       "seeds": list(s.seeds), "autosklearn_budget": args.autosklearn_budget,
+                       "requested": props, "not_run": [ATOMSETS_NOTE]}
+            if "crabnet" in models and crab_fit is None and not args.from_ledger:
+                args_t3["not_run"] = [*args_t3["not_run"], f"CrabNet 2.0.8 was not trained by this run: "
+                                      f"{crab_missing}; its rows are those the ledger holds"]
+            publish(args, "table3", "table3", args_t3, head, ledger)
+
+
+def _width(X) -> int | str:
+    """Columns of Table 3's inputs ``X`` (an array, element rows, or the formulas: "formula")."""
+    if isinstance(X, np.ndarray) and X.ndim == 1:
+        return "formula"
+    return int(X.n_features if hasattr(X, "n_features") else X.shape[1])
 
 
 # ----------------------------------------------------------------------------- Table 6
@@ -288,7 +414,7 @@ def cost(args, s: Settings, ledger: Ledger) -> None:
     extraction = []
     structures = data.structures[: args.n_extract]
     for name, weights in [(s.backbone, s.weights), *(_backbone_arg(b) for b in args.also_backbone or ())]:
-        tr = DynamicEmbeddingTransformer(name, weights=weights, layer="all", device=s.device, progress=False).fit()
+        tr = DynamicEmbeddingTransformer(name, weights=weights, stage="all", device=s.device, progress=False).fit()
         tr.transform(structures[:8])  # warm-up
         times = []
         for _ in range(2):
@@ -389,6 +515,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", nargs="+", help="rebuild: only these manifest files")
     p.add_argument("--inner-val", type=float, default=0.1, help="Table 5: share of each training fold held out "
                    "(seeded) to choose the stage and score validation")
+    p.add_argument("--stage-ensemble", action="store_true", help="Table 5: also fit every --stages stage with "
+                   "every seed and score the mean prediction of all of them (no choice on validation)")
     p.add_argument("--elemnet-epochs", type=int, default=100)
     p.add_argument("--elemnet-patience", type=int, default=20)
     p.add_argument("--automl-iter", type=int, default=30)
@@ -406,10 +534,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--crabnet-props", nargs="+", choices=list(PROPERTIES), help="Table 2: properties (among "
                    "--props) that also get CrabNet rows, every seed on the same split (it needs the side env of "
                    "bash scripts/setup-crabnet.sh; ~30x a Roost fit on the CPU)")
-    p.add_argument("--from-ledger", action="store_true", help="learning curve: train nothing; publish what the "
-                   "ledger holds and name, per size, the models whose fits it does not hold yet")
+    p.add_argument("--from-ledger", action="store_true", help="learning curve, Tables 1, 3 and 4: train nothing; "
+                   "publish what the ledger holds and name the fits it does not hold yet")
     p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "
                    "this (default: every size)")
+    p.add_argument("--methods-models", nargs="+", choices=list(METHOD_MODELS), help="Table 3: models (default: "
+                   "all; auto-sklearn only with --autosklearn-budget > 0; CrabNet is trained only where its side env "
+                   "is, else read from the ledger)")
+    p.add_argument("--crabnet-style-epochs", type=int, default=150, help="Table 3: epoch limit of our CrabNet-style "
+                   "model (early stopping on the validation split, patience 20)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)
     return p
@@ -432,7 +565,7 @@ def main(argv=None) -> None:
     s = settings_from(args)
     log(f"settings: {s}")
     commands = list(COMMANDS) if args.command == "all" else [args.command]
-    if "methods" in commands and args.autosklearn_budget:
+    if "methods" in commands and args.autosklearn_budget and not args.from_ledger:
         _require_autosklearn()
     for c in commands:
         {**COMMANDS, **EXTRA}[c](args, s, ledger)

@@ -13,13 +13,16 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
-from .report import MIN_PCT, backbones_caption, pick_on_validation, plot_layers, plot_pct_change, rounded, \
-    seed_stats, verdict, write_table
+from .report import MIN_PCT, backbones_caption, pick_on_validation, plot_layers, plot_methods, plot_pct_change, \
+    plot_polymorphs, rounded, seed_stats, verdict, write_table
 
 #: Matbench v0.1 dielectric leaderboard, mean MAE over the 5 folds
 MATBENCH_LEADERBOARD = {"MODNet": 0.2711, "coGN": 0.3088, "ALIGNN": 0.3449}
 MODEL_NAMES = {"roost": "Roost", "elemnet": "ElemNet", "flaml": "AutoML (FLAML)",
-               "autosklearn": "AutoML (auto-sklearn)", "crabnet": "CrabNet"}
+               "autosklearn": "AutoML (auto-sklearn)", "crabnet": "CrabNet",
+               "crabnet-style": "CrabNet-style (ours)"}
+#: what a table says of a fit it asked for and the ledger does not hold
+NOT_IN_LEDGER = "not in the ledger"
 
 
 def fit_results(ledger: Ledger, keys) -> dict[tuple[str, str, int], dict]:
@@ -34,6 +37,35 @@ def fit_results(ledger: Ledger, keys) -> dict[tuple[str, str, int], dict]:
 def maes(res: dict, inputs: str, seeds, part: str = "test_mae", model: str = "roost") -> list[float]:
     """``part`` of the fits of ``inputs`` over ``seeds``."""
     return [res[(model, inputs, s)][part] for s in seeds]
+
+
+def present(res: dict, model: str, inputs: str, seeds, part: str = "test_mae") -> list[float]:
+    """``part`` of the fits of ``(model, inputs)`` the ledger holds, over those of ``seeds`` it holds."""
+    return [res[(model, inputs, s)][part] for s in seeds if (model, inputs, s) in res]
+
+
+def stats_or_nan(values) -> tuple[float, float]:
+    """:func:`seed_stats` of ``values``; NaN, NaN when there are none."""
+    return seed_stats(values) if len(values) else (np.nan, np.nan)
+
+
+def in_ledger(values, seeds) -> str:
+    """How many of ``seeds`` a row stands on: "3 of 3", or :data:`NOT_IN_LEDGER`."""
+    return f"{len(values)} of {len(seeds)}" if len(values) else NOT_IN_LEDGER
+
+
+def missing_note(res: dict, expected, prefix: str = "") -> str | None:
+    """A note naming the fits of ``expected`` (``[model, inputs, seed]``) that ``res`` lacks, grouped by
+    model and inputs; None when none is missing."""
+    lacking: dict[tuple[str, str], list[int]] = {}
+    for model, inputs, seed in expected:
+        if (model, inputs, seed) not in res:
+            lacking.setdefault((model, inputs), []).append(seed)
+    if not lacking:
+        return None
+    parts = [f"{MODEL_NAMES.get(m, m)} {i} seed{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}"
+             for (m, i), v in lacking.items()]
+    return f"{prefix}{NOT_IN_LEDGER} (asked for, not fitted yet): {'; '.join(parts)}"
 
 
 def choose(res: dict, names, seeds, model: str = "roost") -> str:
@@ -125,41 +157,91 @@ def _crabnet_notes(df: pd.DataFrame, crab: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- Table 1
 def table1(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
-    """Roost on each backbone stage, one property (+ the MAE-per-stage plot)."""
-    seeds, rows = args["seeds"], []
+    """Roost on each backbone stage, one property (+ the MAE-per-stage plot); a stage whose fits the
+    ledger does not hold (yet) is a row marked :data:`NOT_IN_LEDGER`, and a note names every missing fit."""
+    seeds, rows, notes = args["seeds"], [], list(args["notes"])
     for item in args["backbones"]:
         p, res = ledger[item["property"]]["result"], fit_results(ledger, item["fits"])
         for st in item["stages"]:
-            m, sd = seed_stats(maes(res, f"dynamic:{st}", seeds))
-            v, _ = seed_stats(maes(res, f"dynamic:{st}", seeds, "val_mae"))
+            test = present(res, "roost", f"dynamic:{st}", seeds)
+            (m, sd), (v, _) = stats_or_nan(test), stats_or_nan(present(res, "roost", f"dynamic:{st}", seeds, "val_mae"))
             rows.append({"backbone": item["backbone"], "stage": st, "train/val/test": p["sizes"], "test MAE": m,
-                         "std": sd, "val MAE": v, "mean baseline MAE": p["mean_baseline_mae"]})
+                         "std": sd, "val MAE": v, "seeds": in_ledger(test, seeds),
+                         "mean baseline MAE": p["mean_baseline_mae"]})
+        note = missing_note(res, item.get("expected", []), f"backbone {item['backbone']}: ")
+        notes += [note] if note else []
     df = pd.DataFrame(rows)
-    write_table(rounded(df), "table1_layers", header, out, [*args["notes"], "stage 'all' = every stage concatenated "
+    done = df[df["seeds"] != NOT_IN_LEDGER]
+    if len(done):
+        best = done.loc[done["val MAE"].idxmin()]
+        notes.append(f"stage with the lowest mean validation MAE: {best['backbone']} {best['stage']} (test "
+                     f"{best['test MAE']:.4g}); lowest test MAE: {done.loc[done['test MAE'].idxmin(), 'stage']}")
+    write_table(rounded(df), "table1_layers", header, out, [*notes, "stage 'all' = every stage concatenated "
                                                             "per element row"])
     plot_layers(df, out / "table1_layers.png", f"Roost on {args['property']}: one backbone stage at a time",
                 args["unit"], backbones_caption(header["settings"], df["backbone"]))  # every panel's backbone
 
 
 # ----------------------------------------------------------------------------- Table 3
+def _input_label(inputs: str) -> str:
+    if inputs.startswith("mean:dynamic:"):
+        return f"dynamic {inputs.split(':')[-1]} (atom-averaged)"
+    if inputs.startswith("dynamic:"):
+        return f"dynamic {inputs.split(':')[-1]} (element rows)"
+    if inputs.startswith("static:"):
+        return f"{inputs.split(':')[-1]} (element rows)"
+    return "formula (CrabNet's mat2vec)" if inputs == "formula" else inputs
+
+
+def _method_reference(res: dict, model: str, inputs: str, combos, seeds) -> str | None:
+    """The row a dynamic row of Table 3 is compared with: the same model on static mat2vec rows (Roost,
+    CrabNet-style), or on the better (lower mean test MAE) of its ElementFraction and Magpie rows."""
+    if inputs.startswith("dynamic:"):
+        return "static:mat2vec" if [model, "static:mat2vec"] in combos else None
+    if inputs.startswith("mean:dynamic:"):
+        options = {i: np.mean(present(res, model, i, seeds)) for i in ("ElementFraction", "Magpie")
+                   if [model, i] in combos and present(res, model, i, seeds)}
+        return min(options, key=options.get) if options else None
+    return None
+
+
 def table3(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
-    """ElemNet and AutoML on atom-averaged dynamic vectors vs composition features."""
-    seeds, rows, askl_seconds = args["seeds"], [], []
+    """The paper's methods on static vs dynamic inputs (+ a bar plot); rows whose fits the ledger lacks
+    are marked :data:`NOT_IN_LEDGER`, methods that cannot run (AtomSets) are named in the notes."""
+    seeds, rows, askl_seconds, notes = args["seeds"], [], [], []
+    combos = args["combos"]
     for item in args["properties"]:
         prop, res = ledger[item["property"]], fit_results(ledger, item["fits"])
-        sizes = prop["result"]["sizes"].split("/")
-        for inp in args["inputs"]:
-            for model in args["models"]:
-                m, sd = seed_stats(maes(res, inp, seeds, model=model))
-                if model == "autosklearn":
-                    askl_seconds += maes(res, inp, seeds, "fit_s", model)
-                label = f"dynamic ({_label(_label(inp))}, atom-averaged)" if inp.startswith("mean:dynamic") else inp
-                rows.append({"property": prop["identity"]["property"], "input": label, "width": item["widths"][inp],
-                             "model": MODEL_NAMES[model], "train/test": f"{sizes[0]}/{sizes[2]}", "test MAE": m,
-                             "std": sd})
-    notes = ["FLAML is run with a trial limit instead of a time budget, so its search (and this table) is "
-             "reproducible for a seed; a time budget would make the number of trials depend on machine load"]
-    if "autosklearn" in args["models"]:
+        for model, inputs in combos:
+            test = present(res, model, inputs, seeds)
+            m, sd = stats_or_nan(test)
+            if model == "autosklearn":
+                askl_seconds += present(res, model, inputs, seeds, "fit_s")
+            ref = _method_reference(res, model, inputs, combos, seeds)
+            ref_test = present(res, model, ref, seeds) if ref else []
+            pct = 100 * (m - np.mean(ref_test)) / np.mean(ref_test) if ref_test and test else np.nan
+            rows.append({"property": prop["identity"]["property"], "model": MODEL_NAMES[model],
+                         "input": _input_label(inputs), "width": item["widths"][inputs],
+                         "train/val/test": prop["result"]["sizes"], "test MAE": m, "std": sd,
+                         "seeds": in_ledger(test, seeds), "vs": _input_label(ref) if ref else "",
+                         "% vs": pct, "verdict": verdict(test, ref_test) if ref_test and test else ""})
+        rows.append({"property": prop["identity"]["property"], "model": "AtomSets", "input": "MEGNet site features",
+                     "width": "", "train/val/test": prop["result"]["sizes"], "test MAE": np.nan, "std": np.nan,
+                     "seeds": "not run (no MEGNet weights)", "vs": "", "% vs": np.nan, "verdict": ""})
+        note = missing_note(res, item.get("expected", []), f"{prop['identity']['property']}: ")
+        notes += [note] if note else []
+    done = [i for i in args["requested"] if i in {ledger[x["property"]]["identity"]["property"]
+                                                  for x in args["properties"]}]
+    notes += list(args.get("not_run", []))
+    notes += [f"properties done: {len(done)} of the {len(args['requested'])} requested "
+              f"({', '.join(p for p in args['requested'] if p not in done) or 'none'} not run)",
+              "% vs = (row - reference) / reference, test MAE; reference = the same model on static mat2vec rows "
+              "(Roost, CrabNet-style), or the better of the same model's ElementFraction and Magpie rows (ElemNet, "
+              f"AutoML: a conservative reference, chosen on the test split); verdict: win/loss only when the "
+              f"difference exceeds both the sum of the seed stds and {MIN_PCT:g}% of the reference, else tie",
+              "FLAML is run with a trial limit instead of a time budget, so its search (and this table) is "
+              "reproducible for a seed; a time budget would make the number of trials depend on machine load"]
+    if "autosklearn" in args["models"] and askl_seconds:
         notes.append(
             "auto-sklearn is run as it is meant to be, by a time budget "
             f"({args['autosklearn_budget']} s a fit), so its "
@@ -167,27 +249,48 @@ def table3(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
             "auto-sklearn fit (search, ensemble, side-interpreter start-up, predict): "
             f"mean {np.mean(askl_seconds):.0f} s "
             f"over {len(askl_seconds)} fits")
-    write_table(rounded(pd.DataFrame(rows)), "table3_methods", header, out, notes)
+    df = pd.DataFrame(rows)
+    write_table(rounded(df), "table3_methods", header, out, notes)
+    plot_methods(df, out / "table3_methods.png", header["settings"])
 
 
 # ----------------------------------------------------------------------------- Table 4
 def table4(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
-    """With vs without polymorphs, static vs dynamic (also the MAE on test entries that have polymorphs)."""
-    seeds, rows = args["seeds"], []
+    """With vs without polymorphs, static vs dynamic (also the MAE on test entries that have polymorphs;
+    + a bar plot); rows whose fits the ledger lacks are marked :data:`NOT_IN_LEDGER`."""
+    seeds, rows, notes = args["seeds"], [], []
+    static, dynamic = args["embeddings"]
     for item in args["sets"]:
         p, res = ledger[item["property"]]["result"], fit_results(ledger, item["fits"])
+        ref = present(res, "roost", static, seeds)
         for emb in args["embeddings"]:
-            m, sd = seed_stats(maes(res, emb, seeds))
-            pm, psd = seed_stats([item["polymorph_mae"][emb][str(s)] for s in seeds])
+            test = present(res, "roost", emb, seeds)
+            m, sd = stats_or_nan(test)
+            poly = [item["polymorph_mae"][emb][str(s)] for s in seeds if str(s) in item["polymorph_mae"].get(emb, {})]
+            pm, psd = stats_or_nan([v for v in poly if v is not None])
+            pct = 100 * (m - np.mean(ref)) / np.mean(ref) if emb == dynamic and ref and test else np.nan
             rows.append({"property": item["key"], "set": item["set"], "entries": item["entries"],
                          "entries in polymorph groups": item["entries_in_groups"], "train/val/test": p["sizes"],
-                         "embedding": emb, "test MAE": m, "std": sd, "test MAE on polymorph entries": pm,
-                         "polymorph std": psd, "n polymorph test entries": item["n_polymorph_test"]})
-    notes = ["without polymorphs = per reduced formula the entry with the lowest formation energy (the "
-             "target itself where the source has no formation energy: MP elasticity)",
-             "a static embedding gives polymorphs identical inputs, so it predicts one value for all of them; "
-             "'test MAE on polymorph entries' is over test entries whose formula occurs more than once in the set"]
-    write_table(rounded(pd.DataFrame(rows)), "table4_polymorphs", header, out, notes)
+                         "embedding": emb, "test MAE": m, "std": sd, "seeds": in_ledger(test, seeds),
+                         "dynamic vs static %": pct, "verdict": verdict(test, ref) if pct == pct else "",
+                         "test MAE on polymorph entries": pm, "polymorph std": psd,
+                         "n polymorph test entries": item["n_polymorph_test"]})
+        note = missing_note(res, item.get("expected", []), f"{item['key']} {item['set']}: ")
+        notes += [note] if note else []
+    requested = args.get("requested")
+    if requested:
+        done = {item["key"] for item in args["sets"]}
+        notes.append(f"properties done: {len(done)} of the {len(requested)} requested "
+                     f"({', '.join(k for k in requested if k not in done) or 'none'} not run)")
+    notes += ["without polymorphs = per reduced formula the entry with the lowest formation energy (the "
+              "target itself where the source has no formation energy: MP elasticity)",
+              "a static embedding gives polymorphs identical inputs, so it predicts one value for all of them; "
+              "'test MAE on polymorph entries' is over test entries whose formula occurs more than once in the set",
+              f"dynamic vs static % = (dynamic - static) / static test MAE; verdict: win/loss only when the difference "
+              f"exceeds both the sum of the seed stds and {MIN_PCT:g}% of the static MAE, else tie"]
+    df = pd.DataFrame(rows)
+    write_table(rounded(df), "table4_polymorphs", header, out, notes)
+    plot_polymorphs(df, out / "table4_polymorphs.png", header["settings"])
 
 
 # ----------------------------------------------------------------------------- Table 5
@@ -204,13 +307,23 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
                          "inner val": val, "test": test, "val MAE": float(np.mean(maes(res, e, seeds, "val_mae"))),
                          "test MAE (mean over seeds)": float(np.mean(maes(res, e, seeds))),
                          f"test MAE, ensemble of {len(seeds)}": item["ensemble"][e]})
+        if "stage_ensemble" in item:  # every stage x every seed, averaged; its ensemble column holds them all
+            stages = args["stages"]
+            rows.append({"fold": item["fold"], "model": "stage ensemble", "embedding": "+".join(map(_label, stages)),
+                         "inner train": train, "inner val": val, "test": test,
+                         "val MAE": float(np.mean([maes(res, e, seeds, "val_mae") for e in stages])),
+                         "test MAE (mean over seeds)": float(np.mean([maes(res, e, seeds) for e in stages])),
+                         f"test MAE, ensemble of {len(seeds)}": item["stage_ensemble"]})
     per_fold = pd.DataFrame(rows)
+    n_members = len(args["stages"]) * len(seeds)
     label = {"dynamic": "Roost + dynamic (stage chosen per fold on inner val)",
-             "static": f"Roost + {args['static']}"}
+             "static": f"Roost + {args['static']}",
+             "stage ensemble": f"Roost + dynamic, stage ensemble ({'+'.join(map(_label, args['stages']))}, no choice)"}
     summary = []
     for model, group in per_fold.groupby("model", sort=False):
-        for what, column in (("one seed", "test MAE (mean over seeds)"),
-                             (f"ensemble of {len(seeds)} seeds", f"test MAE, ensemble of {len(seeds)}")):
+        size = f"{n_members} models" if model == "stage ensemble" else f"{len(seeds)} seeds"
+        for what, column in (("one model" if model == "stage ensemble" else "one seed", "test MAE (mean over seeds)"),
+                             (f"ensemble of {size}", f"test MAE, ensemble of {len(seeds)}")):
             summary.append({"model": f"{label[model]}, {what}", "mean MAE over folds": group[column].mean(),
                             "fold std": group[column].std(ddof=1)})
     summary += [{"model": f"{m} (Matbench v0.1 leaderboard, full training folds)", "mean MAE over folds": v,
@@ -225,6 +338,12 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
              "every fold",
              "the leaderboard entries train on the full ~3.8k-entry training folds"
              + ("; these training folds are capped, so the comparison is not like for like" if args["capped"] else "")]
+    if (per_fold["model"] == "stage ensemble").any():
+        names = ", ".join(map(_label, args["stages"]))
+        notes.append(f"stage ensemble = the mean prediction of Roost on every stage of {names} "
+                     f"with every seed ({n_members} models), fixed in advance: nothing is chosen; "
+                     "in the per-fold table its val and 'mean over seeds' columns average all its members and its "
+                     f"'ensemble of {len(seeds)}' column holds the {n_members}-model ensemble")
     write_table(rounded(pd.DataFrame(summary)), "table5_matbench_dielectric", header, out, notes)
     write_table(rounded(per_fold), "table5_matbench_folds", {**header, "table": "Table 5, per fold"}, out)
 
