@@ -7,7 +7,7 @@ from matminer.featurizers.base import BaseFeaturizer
 
 from skdynemb.errors import InvalidStructureError
 from skdynemb.extraction import DEFAULT_BACKBONE
-from skdynemb.extraction.engine import NOT_GIVEN, renamed_parameter
+from skdynemb._deprecation import NOT_GIVEN, renamed_parameter
 from skdynemb.pooling import mean_rows
 from skdynemb.transformers.dynamic import DynamicEmbeddingTransformer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from numbers import Integral
 
@@ -70,49 +69,6 @@ def resolve_stages(stage, stage_names: Sequence[str], backbone: str = "the backb
     if len(set(out)) != len(out):
         raise ValueError(f"stage {stage!r} selects a stage twice")
     return out
-
-
-#: default of a renamed parameter's old name (``layer``, ``standardize``): "not given"
-NOT_GIVEN = "deprecated"
-
-
-def renamed_parameter(value, old_value, name: str, old_name: str, default):
-    """The value of an estimator parameter that still accepts its name before 0.2.
-
-    Parameters
-    ----------
-    value : object
-        The parameter under its new name (``stage``, ``cell``), as given.
-    old_value : object
-        The parameter under its old name (``layer``, ``standardize``); ``"deprecated"`` (its
-        default) when not given.
-    name, old_name : str
-        The two names, for messages.
-    default : object
-        The default of ``value``: ``old_value`` is honoured only when ``value`` was left at it.
-
-    Returns
-    -------
-    value : object
-        ``old_value`` when it was given (with a FutureWarning), else ``value``.
-
-    Raises
-    ------
-    ValueError
-        Both names were given.
-    """
-    if isinstance(old_value, str) and old_value == NOT_GIVEN:
-        return value
-    if not (type(value) is type(default) and value == default):
-        raise ValueError(
-            f"{name}={value!r} and {old_name}={old_value!r} were both given; `{old_name}` was renamed "
-            f"`{name}`: pass {name} only"
-        )
-    warnings.warn(
-        f"`{old_name}` was renamed `{name}` in 0.2 and will be removed in 0.3; pass {name}=... (same values)",
-        FutureWarning, stacklevel=3,
-    )
-    return old_value
 
 
 def _formula_problem(obj) -> str | None:

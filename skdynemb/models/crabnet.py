@@ -36,6 +36,7 @@ import torch
 from pymatgen.core import Composition
 from torch import nn
 
+from skdynemb._deprecation import NOT_GIVEN, renamed_parameter
 from skdynemb.models._common import TorchRegressor, call_in_float64, check_compounds, check_target
 from skdynemb.models._common import is_compound_input, validate_array
 from skdynemb.models.batching import CompoundBatchNet, CompoundDataset, collate_compounds
@@ -328,7 +329,7 @@ class CrabNetRegressor(TorchRegressor):
     pooling : {"fraction", "mean"}, default="fraction"
         How the per-element outputs become the compound's output: weighted by atomic
         fraction, or the plain mean over its elements (CrabNet's choice).
-    standardize : bool, default=True
+    scale_features : bool, default=True
         Scale every input row feature to zero mean and unit variance over the training
         compounds' element rows (``x_mean_``, ``x_scale_``; constant features keep scale 1), so
         static and dynamic rows of any magnitude enter on the same footing.
@@ -366,6 +367,9 @@ class CrabNetRegressor(TorchRegressor):
         When True, ``fit`` on a fitted estimator trains its networks ``max_epochs`` more epochs
         (weights, optimiser state and ``history_`` carry on) instead of starting afresh; see
         ``partial_fit`` for what may change between calls.
+    standardize : bool
+        Deprecated since 0.2 (removed in 0.3): the old name of ``scale_features``; gives a
+        FutureWarning. Passing both is an error.
 
     Attributes
     ----------
@@ -380,7 +384,7 @@ class CrabNetRegressor(TorchRegressor):
         Width of the element rows (for formulas: the width of the ``embedding`` table).
     x_mean_, x_scale_ : ndarray of shape (n_features_in_,)
         Input row standardisation (unit of each row feature); zeros and ones when
-        ``standardize=False``.
+        ``scale_features=False``.
     y_mean_, y_std_ : float
         Target mean and standard deviation used to standardise y (unit of y).
     device_ : str
@@ -409,7 +413,7 @@ class CrabNetRegressor(TorchRegressor):
         out_hidden=(1024, 512, 256, 128),
         frac_resolution=5000.0,
         pooling="fraction",
-        standardize=True,
+        scale_features=True,
         loss="mae",
         lr=5e-4,
         weight_decay=1e-6,
@@ -423,6 +427,7 @@ class CrabNetRegressor(TorchRegressor):
         random_state=0,
         verbose=0,
         warm_start=False,
+        standardize=NOT_GIVEN,
     ):
         self.embedding = embedding
         self.d_model = d_model
@@ -433,7 +438,7 @@ class CrabNetRegressor(TorchRegressor):
         self.out_hidden = out_hidden
         self.frac_resolution = frac_resolution
         self.pooling = pooling
-        self.standardize = standardize
+        self.scale_features = scale_features
         self.loss = loss
         self.lr = lr
         self.weight_decay = weight_decay
@@ -447,6 +452,7 @@ class CrabNetRegressor(TorchRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.standardize = standardize
 
     def _check_params(self):
         if not isinstance(self.embedding, str) or self.embedding not in TABLES:
@@ -505,15 +511,14 @@ class CrabNetRegressor(TorchRegressor):
         if reset:
             self.input_kind_ = kind
             d = self.n_features_in_
-            if self.standardize:
+            if renamed_parameter(self.scale_features, self.standardize, "scale_features", "standardize", True):
                 rows = np.concatenate(feats).astype(np.float64)
                 scale = rows.std(axis=0)
                 self.x_mean_ = rows.mean(axis=0).astype(np.float32)
                 self.x_scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
             else:
                 self.x_mean_, self.x_scale_ = np.zeros(d, np.float32), np.ones(d, np.float32)
-        if self.standardize:
-            feats = [((f - self.x_mean_) / self.x_scale_).astype(np.float32) for f in feats]
+        feats = [((f - self.x_mean_) / self.x_scale_).astype(np.float32) for f in feats]  # zeros/ones: unscaled
         return (feats, fracs), y
 
     def _n_samples(self, data):

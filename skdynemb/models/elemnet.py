@@ -15,6 +15,7 @@ import torch
 from skorch.dataset import Dataset
 from torch import nn
 
+from skdynemb._deprecation import NOT_GIVEN, renamed_parameter
 from skdynemb.models._common import TorchRegressor, call_in_float64, validate_array
 
 #: (width, number of layers, dropout probability after the block) of ElemNet's hidden layers
@@ -73,7 +74,7 @@ class ElemNetRegressor(TorchRegressor):
     blocks : tuple of (int, int, float), default=ELEMNET_BLOCKS
         Hidden layers as (width, number of layers, dropout probability after the block); the
         default is ElemNet's.
-    standardize : bool, default=True
+    scale_features : bool, default=True
         Scale each input feature to zero mean, unit variance (``x_mean_``, ``x_scale_``;
         constant features keep scale 1). The target is always standardised internally.
     loss : {"mae", "mse", "robust"}, default="mae"
@@ -105,6 +106,9 @@ class ElemNetRegressor(TorchRegressor):
         When True, ``fit`` on a fitted estimator trains its networks ``max_epochs`` more epochs
         (weights, optimiser state and ``history_`` carry on) instead of starting afresh; see
         ``partial_fit`` for what may change between calls.
+    standardize : bool
+        Deprecated since 0.2 (removed in 0.3): the old name of ``scale_features``; gives a
+        FutureWarning. Passing both is an error.
 
     Attributes
     ----------
@@ -125,7 +129,7 @@ class ElemNetRegressor(TorchRegressor):
     def __init__(
         self,
         blocks=ELEMNET_BLOCKS,
-        standardize=True,
+        scale_features=True,
         loss="mae",
         lr=1e-4,
         batch_size=32,
@@ -138,9 +142,10 @@ class ElemNetRegressor(TorchRegressor):
         random_state=0,
         verbose=0,
         warm_start=False,
+        standardize=NOT_GIVEN,
     ):
         self.blocks = blocks
-        self.standardize = standardize
+        self.scale_features = scale_features
         self.loss = loss
         self.lr = lr
         self.batch_size = batch_size
@@ -153,6 +158,7 @@ class ElemNetRegressor(TorchRegressor):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.standardize = standardize
 
     def _check_params(self):
         for block in self.blocks:
@@ -165,8 +171,9 @@ class ElemNetRegressor(TorchRegressor):
     def _validate(self, X, y, reset):
         X, y = validate_array(self, X, y, reset=reset)
         if reset:
-            scale = X.std(axis=0) if self.standardize else np.ones(X.shape[1], np.float32)
-            self.x_mean_ = X.mean(axis=0) if self.standardize else np.zeros(X.shape[1], np.float32)
+            scaled = renamed_parameter(self.scale_features, self.standardize, "scale_features", "standardize", True)
+            scale = X.std(axis=0) if scaled else np.ones(X.shape[1], np.float32)
+            self.x_mean_ = X.mean(axis=0) if scaled else np.zeros(X.shape[1], np.float32)
             self.x_scale_ = np.where(scale > 0, scale, 1).astype(np.float32)
         return ((X - self.x_mean_) / self.x_scale_).astype(np.float32), y
 

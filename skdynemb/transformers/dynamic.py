@@ -10,7 +10,8 @@ from skdynemb.cache import cache_location
 from skdynemb.embeddings import ElementEmbeddings
 from skdynemb.errors import InvalidStructureError
 from skdynemb.extraction import DEFAULT_BACKBONE
-from skdynemb.extraction.engine import NOT_GIVEN, Extractor, renamed_parameter
+from skdynemb._deprecation import NOT_GIVEN, renamed_parameter
+from skdynemb.extraction.engine import Extractor
 from skdynemb.pooling import POOLINGS, mean_rows
 from skdynemb.transformers._base import SampleTransformer, as_samples
 

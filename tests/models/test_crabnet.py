@@ -202,7 +202,7 @@ def test_same_seed_same_predictions_and_seed_matters(mp):
     assert not np.allclose(a, c)
 
 
-def test_standardize_scales_rows_and_makes_their_unit_irrelevant(mp):
+def test_scale_features_scales_rows_and_makes_their_unit_irrelevant(mp):
     X, y = _rows(mp[0][:60]), mp[1][:60]
     scaled = ElementEmbeddings(
         [CompoundEmbedding(c.elements, c.fractions, (c.features * 1000 + 5).astype(np.float32)) for c in X],
@@ -213,7 +213,7 @@ def test_standardize_scales_rows_and_makes_their_unit_irrelevant(mp):
     rows = np.concatenate([c.features for c in X])
     np.testing.assert_allclose(a.x_mean_, rows.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b.predict(scaled), a.predict(X), rtol=1e-3, atol=1e-4)
-    raw = CrabNetRegressor(**SMALL, standardize=False).fit(X, y)
+    raw = CrabNetRegressor(**SMALL, scale_features=False).fit(X, y)
     assert (raw.x_mean_ == 0).all() and (raw.x_scale_ == 1).all()
 
 

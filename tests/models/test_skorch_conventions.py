@@ -130,3 +130,20 @@ def test_a_prediction_does_not_depend_on_the_rest_of_its_batch(kind, mp):
     whole = model.predict(X)
     alone = np.array([model.predict(X[i:i + 1])[0] for i in range(0, len(y), 7)])
     np.testing.assert_allclose(alone, whole[::7], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["elemnet", "crabnet"])
+def test_standardize_is_the_deprecated_name_of_scale_features(kind, mp):
+    """``standardize=False`` still works until 0.3 (FutureWarning) and equals ``scale_features=False``;
+    both given is an error; the default scales (x_scale_ is the training rows' std, not ones)."""
+    X, y = _inputs(kind, mp), mp[2]
+    with pytest.warns(FutureWarning, match="`standardize` was renamed `scale_features`"):
+        old = _model(kind, standardize=False).set_params(max_epochs=1).fit(X, y)
+    plain = _model(kind, scale_features=False).set_params(max_epochs=1).fit(X, y)
+    np.testing.assert_array_equal(old.x_scale_, np.ones_like(old.x_scale_))
+    np.testing.assert_array_equal(old.predict(X), plain.predict(X))
+    assert "standardize" in old.get_params() and "scale_features" in old.get_params()
+    with pytest.raises(ValueError, match="were both given"):
+        _model(kind, scale_features=False, standardize=True).set_params(max_epochs=1).fit(X, y)
+    scaled = _model(kind).set_params(max_epochs=1).fit(X, y)
+    assert not np.allclose(scaled.x_scale_, 1.0)
