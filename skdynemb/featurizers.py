@@ -148,10 +148,8 @@ class DynamicEmbeddingFeaturizer(BaseFeaturizer):
             raise InvalidStructureError(*errors[0])
         reasons = {i: str(InvalidStructureError(i, sid, why)) for i, sid, why in errors}
         n = len(self.feature_labels())
-        rows = [
-            [np.nan] * n if i in reasons else [float(v) for v in mean_rows([c], n)[0]]
-            for i, c in enumerate(compounds)
-        ]
+        means = iter(mean_rows([c for i, c in enumerate(compounds) if i not in reasons], n).tolist())
+        rows = [[np.nan] * n if i in reasons else next(means) for i in range(len(compounds))]
         if return_errors:
             return [r + [reasons.get(i, np.nan)] for i, r in enumerate(rows)]
         return rows

@@ -414,17 +414,12 @@ def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segm
     -------
     Tensor of shape (num_segments, F), dtype of ``rows``
     """
-    weight = weight.to(torch.float64)
     pairs, inverse = torch.unique(segment * len(rows) + index, return_inverse=True)
-    pair_weight = weight.new_zeros(len(pairs)).index_add_(0, inverse, weight)
-    total = rows.new_zeros((num_segments, rows.shape[1]), dtype=torch.float64)
-    step = edge_block(rows, len(pairs))
-    for start in range(0, len(pairs), step):
-        block = pairs[start : start + step]
-        products = torch.mul(rows.index_select(0, block % len(rows)), pair_weight[start : start + step].unsqueeze(1))
-        total.index_add_(0, torch.div(block, len(rows), rounding_mode="floor"), products)
-    count = weight.new_zeros(num_segments).index_add_(0, segment, weight).clamp(min=1)
-    return (total / count.unsqueeze(1)).to(rows.dtype)
+    pair_weight = weight.to(torch.float64).new_zeros(len(pairs)).index_add_(0, inverse, weight.to(torch.float64))
+    # one row per distinct (segment, row) pair, weighted by its copies: far fewer rows than R
+    pair_rows = rows.index_select(0, pairs % len(rows))
+    return weighted_segment_mean(pair_rows, torch.div(pairs, len(rows), rounding_mode="floor"), num_segments,
+                                 pair_weight)
 
 
 def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor:
