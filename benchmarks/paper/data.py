@@ -7,7 +7,7 @@ Embeddings are extracted once per structure (all backbone stages at once, cached
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -254,7 +254,9 @@ def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
     """Inputs ``name`` of ``data`` (memoised in ``cache``, which belongs to one ``data``).
 
     ``static:<table>`` and ``dynamic:<stage|all>`` are per-element embeddings (for Roost);
-    ``dynamic:<a>+<b>`` stages side by side, ``dynamic-std:<stages>`` the std of each element's
+    ``dynamic:<a>+<b>`` stages side by side, ``dynamic@<backbone>:<stages>`` those of another backbone
+    (its shipped weights), ``union:<name>|<name>...`` any of these side by side,
+    ``dynamic-std:<stages>`` the std of each element's
     atom vectors and ``dynamic-meanstd:<stages>`` mean then std rows (:mod:`.element_stats`);
     ``mean:<static or dynamic name>`` their atom-averaged vectors; ``ElementFraction`` and
     ``Magpie`` composition features (float32 arrays); ``formula`` the formulas (object array, CrabNet's input).
@@ -263,6 +265,11 @@ def embeddings(data: PropData, name: str, settings: Settings, cache: dict):
         kind, _, what = name.partition(":")
         if kind == "static":
             cache[name] = StaticEmbeddingTransformer(embedding=what).fit().transform(data.compositions)
+        elif kind == "union":  # inputs side by side: union:<name>|<name>...
+            cache[name] = side_by_side([embeddings(data, part, settings, cache) for part in what.split("|")])
+        elif kind.startswith("dynamic@"):  # another backbone's stages: dynamic@<backbone>:<stages>
+            other = replace(settings, backbone=kind.split("@", 1)[1], weights=None)
+            cache[name] = embeddings(data, f"dynamic:{what}", other, cache.setdefault(f"@{other.backbone}", {}))
         elif kind == "dynamic":
             if "dynamic:all" not in cache:
                 cache["dynamic:all"] = dynamic_transformer(settings).transform(data.structures)

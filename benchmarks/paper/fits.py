@@ -2,7 +2,9 @@
 
 A fit function takes ``(X, y, split, seed, params)`` and returns the result dict every ledger fit
 record holds: ``val_mae`` (None without a validation split), ``test_mae``, ``pred_test`` (floats,
-test order), ``fit_s`` and ``epoch_s`` (median seconds per epoch; None for models without epochs).
+test order), ``fit_s`` and ``epoch_s`` (median seconds per epoch; None for models without epochs);
+fits of Roost, ElemNet and the AutoML models made since 2026-12-05 also hold ``pred_val``
+(validation order) where there is a validation split.
 :func:`run_fits` reads what the ledger has and trains only what it lacks.
 """
 
@@ -26,9 +28,13 @@ def _result(model, X, y, split, t0: float, epoch_s: float | None) -> dict:
     _, va, te = split
     fit_s = time.perf_counter() - t0
     p_te = np.asarray(model.predict(X[te]), dtype=float)
-    val = float(np.mean(np.abs(np.asarray(model.predict(X[va]), dtype=float) - y[va]))) if len(va) else None
-    return {"val_mae": val, "test_mae": float(np.mean(np.abs(p_te - y[te]))),
-            "pred_test": [float(v) for v in p_te], "fit_s": fit_s, "epoch_s": epoch_s}
+    p_va = np.asarray(model.predict(X[va]), dtype=float) if len(va) else None
+    out = {"val_mae": float(np.mean(np.abs(p_va - y[va]))) if len(va) else None,
+           "test_mae": float(np.mean(np.abs(p_te - y[te]))), "pred_test": [float(v) for v in p_te],
+           "fit_s": fit_s, "epoch_s": epoch_s}
+    if p_va is not None:  # lets a table score ensembles on validation (fits before 2026-12-05 lack it)
+        out["pred_val"] = [float(v) for v in p_va]
+    return out
 
 
 def roost_fit(X, y, split, seed: int, params: dict) -> dict:

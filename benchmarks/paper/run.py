@@ -7,6 +7,7 @@
     python -m benchmarks.paper.run learning-curve              # test MAE against training-set size
     python -m benchmarks.paper.run pooling-ideas               # mean+std element rows, two stages (issue 13)
     python -m benchmarks.paper.run diagnose --out DIR          # why Table 2 in DIR wins or loses, per property
+    python -m benchmarks.paper.run chosen --preset full-size   # Table 2 chosen on validation, ensembles (issue 28)
     python -m benchmarks.paper.run rebuild                     # every table again, from ledger + manifests
 
 Every fit goes through the ledger (``--ledger``, default benchmarks/results/ledger): a fit it holds is
@@ -31,12 +32,12 @@ from .fits import NotInLedger, collect, crabnet_params, crabnet_runner, crabnet_
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
 from .report import header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
-from . import curves, diagnose, pooling
+from . import chosen as chosen_mod, curves, diagnose, pooling
 from .tables import BUILDERS as TABLE_BUILDERS
 
 #: every table builder by name
 BUILDERS = {**TABLE_BUILDERS, "learning_curve": curves.learning_curve_table,
-            "pooling_ideas": pooling.pooling_ideas_table}
+            "pooling_ideas": pooling.pooling_ideas_table, "table2_chosen": chosen_mod.chosen_table}
 
 
 def render(entry: dict, ledger: Ledger, out) -> None:
@@ -463,6 +464,11 @@ def pooling_ideas(args, s: Settings, ledger: Ledger) -> None:
     pooling.pooling_ideas(args, s, ledger, publish)
 
 
+def table2_chosen(args, s: Settings, ledger: Ledger) -> None:
+    """Table 2 with the representation chosen on validation, and ensembles (see :mod:`benchmarks.paper.chosen`)."""
+    chosen_mod.chosen(args, s, ledger, publish)
+
+
 def _relative(folder: Path, root: Path) -> Path:
     """``folder`` below ``root`` (its own name when it lies elsewhere)."""
     try:
@@ -474,7 +480,8 @@ def _relative(folder: Path, root: Path) -> Path:
 #: the six paper tables (``all`` runs these)
 COMMANDS = {"static-dynamic": static_vs_dynamic, "layers": layers, "matbench": matbench,
             "polymorphs": polymorphs, "methods": methods, "cost": cost}
-EXTRA = {"learning-curve": learning_curve, "pooling-ideas": pooling_ideas, "diagnose": diagnose.diagnose}
+EXTRA = {"learning-curve": learning_curve, "pooling-ideas": pooling_ideas, "diagnose": diagnose.diagnose,
+         "chosen": table2_chosen}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -534,8 +541,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--crabnet-props", nargs="+", choices=list(PROPERTIES), help="Table 2: properties (among "
                    "--props) that also get CrabNet rows, every seed on the same split (it needs the side env of "
                    "bash scripts/setup-crabnet.sh; ~30x a Roost fit on the CPU)")
-    p.add_argument("--from-ledger", action="store_true", help="learning curve, Tables 1, 3 and 4: train nothing; "
-                   "publish what the ledger holds and name the fits it does not hold yet")
+    p.add_argument("--from-ledger", action="store_true", help="learning curve, Tables 1, 3 and 4, chosen: train "
+                   "nothing; publish what the ledger holds and name the fits it does not hold yet")
     p.add_argument("--crabnet-max-size", type=int, help="learning curve: fit CrabNet only at training sizes up to "
                    "this (default: every size)")
     p.add_argument("--methods-models", nargs="+", choices=list(METHOD_MODELS), help="Table 3: models (default: "
@@ -543,6 +550,9 @@ def parser() -> argparse.ArgumentParser:
                    "is, else read from the ledger)")
     p.add_argument("--crabnet-style-epochs", type=int, default=150, help="Table 3: epoch limit of our CrabNet-style "
                    "model (early stopping on the validation split, patience 20)")
+    p.add_argument("--members", nargs="+", metavar="[BACKBONE/]INPUTS", help="chosen: the ensemble's members, "
+                   "fixed in advance (default: dynamic:alignn2 dynamic:gcn4; another backbone's stage as "
+                   "sevenn-0/dynamic:interaction3)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)
     return p

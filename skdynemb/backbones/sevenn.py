@@ -225,29 +225,12 @@ class SevennetBackbone(Backbone):
         """
         return self.cutoff
 
-    def check_elements(self, crystal: Crystal, index: int) -> None:
-        """Raise an error naming sample ``index`` if an element is not one the checkpoint embeds.
+    def _covers(self, z: int) -> bool:
+        """Whether the checkpoint embeds atomic number ``z`` (one of :attr:`known_numbers`; :meth:`check_elements`)."""
+        return z in self.known_numbers
 
-        Parameters
-        ----------
-        crystal : Crystal
-            The structure.
-        index : int
-            Its global sample index, for the message.
-
-        Raises
-        ------
-        InvalidStructureError
-            Naming the sample and the atomic numbers the checkpoint does not embed.
-        """
-        known = set(self.known_numbers)
-        bad = sorted({int(z) for z in crystal.numbers if int(z) not in known})
-        if bad:
-            raise InvalidStructureError(
-                index, crystal.id,
-                f"{self.name} has no embedding for atomic number(s) {bad} "
-                f"(the checkpoint covers {len(known)} elements)",
-            )
+    def _coverage(self) -> str:
+        return f"the checkpoint covers {len(set(self.known_numbers))} elements"
 
     def graph(self, crystal: Crystal) -> AtomGraphData:
         """sevenn's graph of one crystal (every neighbour within :attr:`cutoff`), as its calculator builds it.
