@@ -10,7 +10,8 @@ Per property, on Table 2's samples, split and Roost settings:
 - **chosen**: the family chosen on validation alone: the ensemble when some member's validation MAE
   (mean over the selection seeds) is below the best static table's, else the best static table itself;
 - **static ensemble**: the best static table's mean prediction over as many of its seeds as the ensemble
-  has members (cyclic windows of the seeds), so that the ensemble also meets a static model of equal cost.
+  has members (cyclic windows of the seeds; every seed when there are fewer), so that the ensemble also
+  meets a static model of equal (or the nearest) cost.
 
 Ensemble MAEs need the test targets, which the ledger does not store; the run computes them and keeps them
 in the manifest (as Tables 4 and 5 keep theirs), so ``rebuild`` still needs no data.
@@ -106,7 +107,7 @@ def chosen(args, s: Settings, ledger: Ledger, publish) -> None:
                      for seed in full]
             item["ensemble"] = {str(seed): m for seed, m in zip(full, _ensemble_maes(preds, y_test))}
         if all(job("roost", best, seed) in st for seed in s.seeds):
-            windows = _windows(list(s.seeds), len(members))
+            windows = _windows(list(s.seeds), min(len(members), len(s.seeds)))
             preds = [[st[job("roost", best, seed)]["result"]["pred_test"] for seed in w] for w in windows]
             item["static_ensemble"] = _ensemble_maes(preds, y_test)
         items.append(item)
@@ -185,8 +186,9 @@ def chosen_table(args: dict, head: dict, ledger: Ledger, out: Path) -> None:
         f"best static = the static table with the lowest validation MAE over seeds {sel} (Table 2's pick); chosen = "
         f"the ensemble when a member's validation MAE (mean over seeds {sel}) is below the best static table's, "
         "else the best static table (validation data only)",
-        f"static ensemble = the best static table's mean prediction over {len(labels)} of its seeds (cyclic "
-        "windows), i.e. as many models as the ensemble",
+        f"static ensemble = the best static table's mean prediction over {min(len(labels), len(seeds))} of its "
+        f"seeds (cyclic windows): as many models as the ensemble, or every seed when it has fewer than "
+        f"{len(labels)}",
         f"% = (x - best static) / best static; negative is better. verdict: win/loss only when the mean difference "
         f"exceeds both the sum of the two seed stds and {MIN_PCT:g}% of the reference MAE, else tie",
         f"last stage: wins {count('last verdict', 'win')} / {len(df)}, losses {count('last verdict', 'loss')}; "
