@@ -69,6 +69,25 @@ class StageOutput:
     angle: list[np.ndarray] | None = None
 
 
+def atom_rows(stages: Sequence[torch.Tensor], sizes: Sequence[int]) -> list[list[np.ndarray]]:
+    """Split a batch's per-stage atom features into each structure's rows.
+
+    Parameters
+    ----------
+    stages : sequence of torch.Tensor
+        One (sum(sizes), d_s) tensor per stage, the structures' atoms one after the other.
+    sizes : sequence of int
+        Atoms of each structure, in batch order.
+
+    Returns
+    -------
+    rows : list of list of ndarray
+        Per structure, one float32 (n_atoms, d_s) array per stage (copies, off the device).
+    """
+    per_stage = [torch.split(s.float().cpu(), list(sizes)) for s in stages]
+    return [[stage[i].numpy().copy() for stage in per_stage] for i in range(len(sizes))]
+
+
 @dataclass
 class Backbone:
     """Base class: a pretrained GNN exposed as a stage extractor.

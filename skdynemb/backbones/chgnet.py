@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from chgnet.model import CHGNet
 
-from skdynemb.backbones.base import Backbone, StageOutput, capture_outputs
+from skdynemb.backbones.base import Backbone, StageOutput, atom_rows, capture_outputs
 from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import Crystal
 
@@ -145,16 +145,16 @@ class ChgnetBackbone(Backbone):
         n_atoms = [len(g.atomic_number) for g in graphs]
         n_bonds = [len(g.undirected2directed) for g in graphs]
         n_angles = [len(g.bond_graph) if g.bond_graph.dim() == 2 else 0 for g in graphs]
-        atom_stages = [torch.split(atom[k].float().cpu(), n_atoms) for k in range(len(atom_modules))]
         # with no angle in the whole batch CHGNet skips its bond and angle updates: bonds keep
         # the previous stage's features, exactly what its atom convolutions then consume
         for k in range(1, len(bond_modules)):
             bond.setdefault(k, bond[k - 1])
         bond_means = [_split_means(bond[k], n_bonds) for k in range(len(bond_modules))]
         angle_means = [_split_means(angle[k], n_angles) for k in range(len(angle))]
+        atoms = atom_rows([atom[k] for k in range(len(atom_modules))], n_atoms)
         return [
             StageOutput(
-                atom=[stage[i].numpy().copy() for stage in atom_stages],
+                atom=atoms[i],
                 bond=[stage[i] for stage in bond_means],
                 angle=[stage[i] for stage in angle_means] if n_angles[i] else None,
             )

@@ -72,7 +72,7 @@ from sevenn.train.dataload import unlabeled_atoms_to_graph
 from sevenn.util import load_checkpoint
 from torch_geometric.data import Batch
 
-from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.backbones.base import Backbone, StageOutput, atom_rows
 from skdynemb.errors import InvalidStructureError
 from skdynemb.structures import Crystal
 
@@ -294,12 +294,7 @@ class SevennetBackbone(Backbone):
         if len(crystals) == 0:
             return []
         stages, _ = self._run(crystals)
-        sizes = [c.num_sites for c in crystals]
-        per_stage = [torch.split(s.float().cpu(), sizes) for s in stages]
-        return [
-            StageOutput(atom=[per_stage[s][i].numpy().copy() for s in range(len(stages))])
-            for i in range(len(crystals))
-        ]
+        return [StageOutput(atom=rows) for rows in atom_rows(stages, [c.num_sites for c in crystals])]
 
     def predict_batch(self, crystals: Sequence[Crystal], first: int = 0) -> np.ndarray:
         """SevenNet's energy per atom of each crystal of this one batch.

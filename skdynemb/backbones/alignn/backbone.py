@@ -26,7 +26,7 @@ from skdynemb.backbones.alignn.checkpoints import load_checkpoint
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.model import ALIGNN
 from skdynemb.backbones.alignn.names import official_names, resolve
-from skdynemb.backbones.base import Backbone, StageOutput
+from skdynemb.backbones.base import Backbone, StageOutput, atom_rows
 from skdynemb.backbones.alignn.graphs import AlignnBatch, KNearestGraph, batch_graphs
 
 #: The precision choices of :class:`AlignnBackbone` (see the module docstring).
@@ -168,13 +168,11 @@ class AlignnBackbone(Backbone):
         with torch.no_grad(), precision_context(self.precision, self.device):
             stages = self.module.stages(batch.to(self.device), pool_edges=True)
         sizes = torch.diff(batch.node_offsets).tolist()
-        atoms = [torch.split(x.float().cpu(), sizes) for x in stages.x]
         bonds = [y.float().cpu().numpy() for y in stages.y]
         angles = [z.float().cpu().numpy() for z in stages.z]
         return [
-            StageOutput(atom=[a[i].numpy().copy() for a in atoms], bond=[b[i].copy() for b in bonds],
-                        angle=[a[i].copy() for a in angles])
-            for i in range(len(sizes))
+            StageOutput(atom=rows, bond=[b[i].copy() for b in bonds], angle=[a[i].copy() for a in angles])
+            for i, rows in enumerate(atom_rows(stages.x, sizes))
         ]
 
     def predict_batch(self, crystals: Sequence, first: int = 0) -> np.ndarray:
