@@ -9,7 +9,7 @@ on skorch (Roost, :mod:`skdynemb.models.roost`) uses :class:`CompoundDataset`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -89,6 +89,16 @@ class CompoundBatch:
         """
         names = ("elem_fea", "elem_weights", "self_idx", "nbr_idx", "compound_idx")
         return CompoundBatch(**{k: getattr(self, k).to(device) for k in names}, n_compounds=self.n_compounds)
+
+    def double(self):
+        """The batch with float64 element rows and fractions (index tensors unchanged).
+
+        Returns
+        -------
+        batch : CompoundBatch
+            A new batch, for a network evaluated in float64.
+        """
+        return replace(self, elem_fea=self.elem_fea.double(), elem_weights=self.elem_weights.double())
 
 
 def collate_compounds(batch):

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -260,8 +259,7 @@ class CrabNetModule(nn.Module):
         """
         if self.training or batch.elem_fea.dtype == torch.float64:
             return self._forward(batch)
-        batch = replace(batch, elem_fea=batch.elem_fea.double(), elem_weights=batch.elem_weights.double())
-        return call_in_float64(self, batch)
+        return call_in_float64(self, batch.double())
 
     def _forward(self, batch):
         out = self.head(self.encode(batch))

@@ -15,7 +15,6 @@ suite checks this implementation against aviary's modules with shared weights.
 from __future__ import annotations
 
 import numbers
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -188,9 +187,7 @@ class RoostModule(nn.Module):
         """
         if self.training or batch.elem_fea.dtype == torch.float64:
             return self.output(self.descriptor(batch))
-        return call_in_float64(
-            self, replace(batch, elem_fea=batch.elem_fea.double(), elem_weights=batch.elem_weights.double())
-        )
+        return call_in_float64(self, batch.double())
 
 
 class RoostRegressor(TorchRegressor):
