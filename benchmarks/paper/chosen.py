@@ -28,8 +28,8 @@ import pandas as pd
 from .data import PROPERTIES, ZERO_FLAG, last_stage, load_property
 from .fits import collect, crabnet_params, job
 from .ledger import Ledger, property_identity
-from .report import MIN_PCT, header, log, pick_on_validation, plot_pct_change, rounded, seed_stats, verdict, \
-    write_table
+from .report import MIN_PCT, ensemble_mae, header, log, pick_on_validation, plot_pct_change, rounded, seed_stats, \
+    verdict, write_table
 from .settings import Settings
 from .tables import fit_results, maes
 
@@ -46,11 +46,6 @@ def member_label(backbone: str, inputs: str, settings: Settings) -> str:
     """Short name of a member: its stage for the run's backbone, ``backbone/stage`` for another."""
     name = inputs.split(":", 1)[1] if inputs.startswith("dynamic:") else inputs
     return name if backbone == settings.backbone else f"{backbone}/{name}"
-
-
-def _ensemble_maes(predictions: list[list[list[float]]], y: np.ndarray) -> list[float]:
-    """MAE of the mean of each replicate's predictions: ``predictions[r][m]`` = member m of replicate r."""
-    return [float(np.mean(np.abs(np.mean(np.asarray(rep, dtype=float), axis=0) - y))) for rep in predictions]
 
 
 def _windows(seeds: list[int], size: int) -> list[list[int]]:
@@ -105,11 +100,11 @@ def chosen(args, s: Settings, ledger: Ledger, publish) -> None:
         if full:
             preds = [[fits[lab][job("roost", i, seed)]["result"]["pred_test"] for lab, (_, i) in zip(labels, members)]
                      for seed in full]
-            item["ensemble"] = {str(seed): m for seed, m in zip(full, _ensemble_maes(preds, y_test))}
+            item["ensemble"] = {str(seed): ensemble_mae(rep, y_test) for seed, rep in zip(full, preds)}
         if all(job("roost", best, seed) in st for seed in s.seeds):
             windows = _windows(list(s.seeds), min(len(members), len(s.seeds)))
             preds = [[st[job("roost", best, seed)]["result"]["pred_test"] for seed in w] for w in windows]
-            item["static_ensemble"] = _ensemble_maes(preds, y_test)
+            item["static_ensemble"] = [ensemble_mae(rep, y_test) for rep in preds]
         items.append(item)
         publish(args, "table2_chosen", "table2_chosen", {
             "properties": items, "requested": props, "statics": statics, "members": labels,

@@ -42,6 +42,11 @@ def verdict(dyn: list[float], ref: list[float], min_pct: float = MIN_PCT) -> str
     return "tie"
 
 
+def ensemble_mae(predictions, y) -> float:
+    """MAE of the mean of several models' ``predictions`` of ``y``."""
+    return float(np.mean(np.abs(np.mean(np.asarray(predictions, dtype=float), axis=0) - np.asarray(y, float))))
+
+
 def pick_on_validation(maes: dict[str, list[float]]) -> str:
     """The name whose mean validation MAE is lowest (the first of equals, in ``maes``' order)."""
     return min(maes, key=lambda name: np.mean(maes[name]))

@@ -30,7 +30,7 @@ from .data import CPU_PROPS, PROPERTIES, ZERO_FLAG, dataset, embeddings, holdout
 from .fits import NotInLedger, collect, crabnet_params, crabnet_runner, crabnet_style_params, elemnet_params, \
     fit_chosen, job, run_fits
 from .ledger import MANIFEST, Ledger, canonical, read_manifest, write_manifest
-from .report import header, log, plot_parity
+from .report import ensemble_mae, header, log, plot_parity
 from .settings import DEFAULT_LEDGER, DEFAULT_OUT, DEFAULT_WORK, Settings, settings_from
 from . import chosen as chosen_mod, curves, diagnose, pooling
 from .tables import BUILDERS as TABLE_BUILDERS
@@ -285,11 +285,6 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
                                            "select_seeds": list(sel), "seeds": list(s.seeds),
                                            "n_dropped": data.n_dropped, "capped": s.max_train is not None},
                 head, ledger)
-
-
-def ensemble_mae(predictions, y) -> float:
-    """MAE of the mean of several models' ``predictions`` of ``y``."""
-    return float(np.mean(np.abs(np.mean(np.asarray(predictions, dtype=float), axis=0) - np.asarray(y, float))))
 
 
 # ----------------------------------------------------------------------------- Table 3
