@@ -427,6 +427,49 @@ def test_one_block_per_batch_off_the_cpu_and_blocks_do_not_change_rows(reference
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
+def test_cpu_workspace_is_kept_per_thread_and_does_not_change_rows(reference_model, graphs, monkeypatch):
+    """CPU inference keeps its scratch memory (gate tables, sums, the pass's own bond and angle rows)
+    per thread between passes; a pass after a larger and a smaller batch gives the same bits as one
+    with a fresh workspace (in a new thread). Off the CPU each pass gets a fresh workspace."""
+    import threading
+
+    from skdynemb.backbones.alignn import layers
+    from skdynemb.backbones.alignn.layers import held_workspace
+
+    large = batch_graphs([graphs[n][1] for n in ("JVASP-60702", "JVASP-1372", "JVASP-14441")])
+    small = batch_graphs([graphs["JVASP-1372"][1]])
+    with held_workspace("cpu") as a, held_workspace("cpu") as b, held_workspace("meta") as c, \
+            held_workspace("meta") as d:
+        assert a is b and c is not d
+    monkeypatch.setattr(layers, "KEEP_WORKSPACE_BYTES", 4096)
+    with held_workspace("cpu") as kept:  # a workspace beyond the limit is emptied when its pass ends
+        kept.take("big", (1025,), torch.zeros(0))
+        assert kept.nbytes > layers.KEEP_WORKSPACE_BYTES
+    with held_workspace("cpu") as after:
+        assert after is not kept and after.nbytes == 0
+    monkeypatch.undo()
+    with torch.no_grad():
+        first = reference_model.stages(small, pool_edges=True)
+        reference_model.stages(large, pool_edges=True)
+        again = reference_model.stages(small, pool_edges=True)
+    fresh = {}
+
+    def in_new_thread():  # a new thread: its own (empty) workspace, and autograd on by default
+        with held_workspace("cpu") as workspace:
+            fresh["workspace"] = workspace
+        with torch.no_grad():
+            fresh["stages"] = reference_model.stages(small, pool_edges=True)
+
+    worker = threading.Thread(target=in_new_thread)
+    worker.start()
+    worker.join()
+    with held_workspace("cpu") as mine:
+        assert fresh["workspace"] is not mine and mine.nbytes > 0
+    for stages in (again, fresh["stages"]):
+        for a, b in zip(first.x + first.y + first.z + [first.output], stages.x + stages.y + stages.z + [stages.output]):
+            assert torch.equal(a, b)
+
+
 def test_distinct_embeddings_equal_the_embedding_of_every_row(reference_model):
     from skdynemb.backbones.alignn.layers import rowwise_distinct
 

@@ -8,12 +8,17 @@ takes a per-edge weight, the edge's multiplicity in the official multigraph (see
 Inference (eval mode, no autograd) takes a faster path with the same maths: on the CPU the
 per-edge work runs over blocks of :data:`EDGE_BLOCK` edges that stay in the core's cache, on
 other devices (GPU) over all of a batch's edges at once; means over the edges of one graph are
-accumulated in float64. The path honours
-``torch.autocast`` (bfloat16 matrix products, float32 sums and norms).
+accumulated in float64. The layers' large temporaries (and, with pooled edges, the edge rows
+themselves) live in a :class:`Workspace` that on the CPU each thread keeps between passes
+(:func:`held_workspace`, up to :data:`KEEP_WORKSPACE_BYTES`), so a pass reuses memory instead of
+faulting in fresh pages. The path
+honours ``torch.autocast`` (bfloat16 matrix products, float32 sums and norms).
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -147,11 +152,6 @@ class MLPLayer(nn.Module):
         return self.layer(x)
 
 
-def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` as float32 (under ``torch.autocast`` the product itself runs in the autocast dtype)."""
-    return torch.mm(a, b).float()
-
-
 def _add_matmul_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``out += a @ b`` in place; one fused GEMM unless autocast asks for a lower-precision product."""
     if torch.is_autocast_enabled(out.device.type):
@@ -165,6 +165,103 @@ def _linear_into(out: torch.Tensor, linear: nn.Linear, x: torch.Tensor) -> torch
     if torch.is_autocast_enabled(out.device.type):
         return out.copy_(linear(x))
     return torch.addmm(linear.bias, x, linear.weight.t(), out=out)
+
+
+def _matmul_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``out[:] = a @ b`` (float32) without a temporary, unless autocast asks for a lower-precision
+    product (then the product is cast into ``out``)."""
+    if torch.is_autocast_enabled(out.device.type):
+        return out.copy_(torch.mm(a, b))
+    return torch.mm(a, b, out=out)
+
+
+class Workspace:
+    """Scratch memory shared by the layers of inference passes.
+
+    A layer's large temporaries (node-level gate tables, the sums into nodes: for the line graph of
+    64 MP structures ~20,000 nodes x 512 float32 = 40 MB each; the angle rows, ~270,000 x 256
+    float32 = 270 MB) would otherwise be fresh memory in every layer and every pass, which the
+    operating system maps and zeroes page by page on first touch (~0.3 s of page faults in a
+    3.5 s ALIGNN-FF forward on one thread). Each named buffer grows to the largest size asked for
+    and is handed out as a view; a layer's scratch is overwritten by the next layer, so nothing
+    taken from a workspace may be returned from a pass.
+    """
+
+    def __init__(self):
+        self._memory: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` in buffer ``name``, with ``like``'s dtype and device.
+
+        Parameters
+        ----------
+        name : str
+            The buffer; tensors taken from one buffer share memory.
+        shape : tuple of int
+            Shape of the tensor.
+        like : torch.Tensor
+            Gives the dtype and device.
+
+        Returns
+        -------
+        tensor : torch.Tensor
+            A contiguous view of the buffer, contents undefined.
+        """
+        size = math.prod(shape)
+        memory = self._memory.get(name)
+        if memory is None or memory.numel() < size or memory.dtype != like.dtype or memory.device != like.device:
+            self._memory.pop(name, None)  # free the old buffer before allocating its successor
+            memory = self._memory[name] = like.new_empty(size)
+        return memory[:size].view(shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the workspace holds.
+
+        Returns
+        -------
+        nbytes : int
+            Total size of its buffers.
+        """
+        return sum(m.numel() * m.element_size() for m in self._memory.values())
+
+
+#: Scratch memory (bytes) a thread keeps between CPU passes; a larger workspace is freed when its pass
+#: ends. ALIGNN-FF on 64 MP structures needs ~0.6 GB (mostly the pass's own angle rows).
+KEEP_WORKSPACE_BYTES = 1 << 30
+
+_held = threading.local()
+
+
+@contextmanager
+def held_workspace(device: torch.device | str) -> Iterator[Workspace]:
+    """The workspace of one inference pass on ``device``, while open.
+
+    On the CPU it is the calling thread's own, kept for the thread's next pass (the next batch
+    reuses its memory) unless it has grown beyond :data:`KEEP_WORKSPACE_BYTES`, in which case it
+    is emptied when the pass ends; elsewhere it is a fresh one (a GPU's caching allocator already
+    reuses memory).
+
+    Parameters
+    ----------
+    device : torch.device or str
+        The device the pass runs on.
+
+    Yields
+    ------
+    workspace : Workspace
+        Scratch memory for one pass at a time.
+    """
+    if torch.device(device).type != "cpu":
+        yield Workspace()
+        return
+    if not hasattr(_held, "workspace"):
+        _held.workspace = Workspace()
+    try:
+        yield _held.workspace
+    finally:
+        if _held.workspace.nbytes > KEEP_WORKSPACE_BYTES:
+            _held.workspace = Workspace()
 
 
 class EdgeGatedGraphConv(nn.Module):
@@ -193,7 +290,8 @@ class EdgeGatedGraphConv(nn.Module):
         self.bn_nodes = norm_layer(norm, output_features)
 
     def forward(self, src, dst, weight, x: torch.Tensor, y: torch.Tensor | None, reuse_y: bool = False,
-                y_distinct: tuple[torch.Tensor, torch.Tensor] | None = None):
+                y_distinct: tuple[torch.Tensor, torch.Tensor] | None = None, workspace: Workspace | None = None,
+                y_out: torch.Tensor | None = None):
         """New (x, y).
 
         Parameters
@@ -212,6 +310,10 @@ class EdgeGatedGraphConv(nn.Module):
         y_distinct : tuple of Tensor, optional
             ``(rows, index)`` with ``y == rows[index]``: inference then computes the edge gate
             ``W_e y`` once per distinct row (the embedding stage's bonds and angles repeat).
+        workspace : Workspace, optional
+            Scratch memory for the inference path, shared with the pass's other layers; None: fresh.
+        y_out : Tensor of shape (E, F), optional
+            Inference: memory for the new y; None: y's own with ``reuse_y`` (and y given), else fresh.
 
         Returns
         -------
@@ -221,7 +323,8 @@ class EdgeGatedGraphConv(nn.Module):
             Updated edge features.
         """
         if not self.training and not torch.is_grad_enabled():
-            return self._inference(src, dst, weight, x, y, reuse_y, y_distinct)
+            return self._inference(src, dst, weight, x, y, reuse_y, y_distinct,
+                                   Workspace() if workspace is None else workspace, y_out)
         if y is None:
             rows, index = y_distinct
             y = rows.index_select(0, index)
@@ -234,7 +337,7 @@ class EdgeGatedGraphConv(nn.Module):
         h = self.src_update(x) + sum_sigma_h / (sum_sigma + 1e-6)
         return x + F.silu(self.bn_nodes(h)), y + F.silu(self.bn_edges(m))
 
-    def _inference(self, src, dst, weight, x, y, reuse_y, y_distinct=None):
+    def _inference(self, src, dst, weight, x, y, reuse_y, y_distinct, workspace, y_out):
         """Same maths as :meth:`forward` (eval mode, no autograd), over blocks of edges.
 
         Per block: ``m`` is one ``embedding_bag`` sum over a table of the node-level gates
@@ -242,31 +345,32 @@ class EdgeGatedGraphConv(nn.Module):
         then ``+= y W_e^T`` in place; sigma and sigma ``V x_src`` share one buffer and one
         ``index_add_``. On the CPU the blocks hold :data:`EDGE_BLOCK` edges, so the temporaries
         stay in cache and memory does not grow with the edges (line graphs of large batches
-        have ~10^5-10^6 edges x 256 features); on a GPU one block holds them all.
+        have ~10^5-10^6 edges x 256 features); on a GPU one block holds them all. The node-level
+        tables and sums live in ``workspace``.
         """
         n_nodes, width = x.shape[0], self.src_gate.out_features
         edge_weight = self.edge_gate.weight.t()
         rows, index = (x[:0], None) if y_distinct is None else y_distinct
-        table = x.new_empty((2 * n_nodes + len(rows), width), dtype=torch.float32)
+        like = x.new_empty(0, dtype=torch.float32)
+        table = workspace.take("table", (2 * n_nodes + len(rows), width), like)
         # the edge-gate bias is added once per node instead of once per edge
         _linear_into(table[:n_nodes], self.src_gate, x).add_(self.edge_gate.bias)
         _linear_into(table[n_nodes : 2 * n_nodes], self.dst_gate, x)
         columns = [src, dst + n_nodes]
         if index is not None:
-            table[2 * n_nodes :] = _matmul(rows, edge_weight)
+            _matmul_into(table[2 * n_nodes :], rows, edge_weight)
             columns.append(index + 2 * n_nodes)
         bags = torch.stack(columns, 1)
-        dst_update = self.dst_update(x).float()
-        sums = table.new_zeros((n_nodes, 2 * width))  # [sum_e w sigma | sum_e w sigma V x_src]
+        node_rows = _linear_into(workspace.take("node_rows", (n_nodes, width), like), self.dst_update, x)
+        sums = workspace.take("sums", (n_nodes, 2 * width), like).zero_()  # [sum_e w sigma | sum_e w sigma V x_src]
         unit_weight = bool((weight == 1).all())
-        if y is None:  # y = rows[index], gathered per block into `residual`
-            y_out = x.new_empty((len(src), width), dtype=torch.float32)
-            residual = rows.new_empty((min(edge_block(x, len(src)), len(src)), width))
-        else:
-            y_out = y if reuse_y else torch.empty_like(y)  # fresh memory costs page faults
         step = edge_block(x, len(src))
-        work = table.new_empty((min(step, len(src)), 2 * width))
-        gathered = dst_update.new_empty((len(work), width))  # V x_src of a block
+        if y is None:  # y = rows[index], gathered per block into `residual`
+            residual = workspace.take("residual", (min(step, len(src)), width), rows)
+        if y_out is None:
+            y_out = y if reuse_y and y is not None else like.new_empty((len(src), width))
+        work = workspace.take("work", (min(step, len(src)), 2 * width), like)
+        gathered = workspace.take("gathered", (len(work), width), like)  # V x_src of a block
         for start in range(0, len(src), step):
             block = slice(start, start + step)
             s, d = src[block], dst[block]
@@ -279,11 +383,12 @@ class EdgeGatedGraphConv(nn.Module):
             torch.sigmoid(m, out=sigma)
             if not unit_weight:
                 sigma.mul_(weight[block].unsqueeze(1))
-            torch.mul(torch.index_select(dst_update, 0, s, out=gathered[: len(s)]), sigma, out=message)
+            torch.mul(torch.index_select(node_rows, 0, s, out=gathered[: len(s)]), sigma, out=message)
             sums.index_add_(0, d, part)
             torch.add(y_block, F.silu(self.bn_edges(m), inplace=True), out=y_out[block])
-        # h = U x + sum_sigma_h / (sum_sigma + 1e-6), in place in the sums' memory
-        h = sums[:, width:].div_(sums[:, :width].add_(1e-6)).add_(self.src_update(x).float())
+        # h = U x + sum_sigma_h / (sum_sigma + 1e-6)
+        quotient = sums[:, width:].div_(sums[:, :width].add_(1e-6))
+        h = torch.add(quotient, _linear_into(node_rows, self.src_update, x), out=node_rows)  # contiguous for the norm
         return F.silu(self.bn_nodes(h), inplace=True).add_(x), y_out
 
 
@@ -303,7 +408,8 @@ class ALIGNNConv(nn.Module):
         self.node_update = EdgeGatedGraphConv(in_features, out_features, norm)
         self.edge_update = EdgeGatedGraphConv(out_features, out_features, norm)
 
-    def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False, distinct=None):
+    def forward(self, batch: AlignnBatch, x, y, z, reuse_yz: bool = False, distinct=None,
+                workspace: Workspace | None = None):
         """New (x, y, z); ``distinct``: ``(y_distinct, z_distinct)`` for the inference path (see
         :meth:`EdgeGatedGraphConv.forward`), valid for the embedding stage's y and z only.
 
@@ -318,9 +424,12 @@ class ALIGNNConv(nn.Module):
         z : Tensor of shape (T, F) or None
             Angle (line-graph edge) features (None only with ``distinct``).
         reuse_yz : bool, default=False
-            Inference may overwrite y and z in place.
+            Inference may overwrite y and z in place; the new y and z are then the pass's own (they
+            may live in ``workspace``).
         distinct : tuple, optional
             ``(y_distinct, z_distinct)``, each ``(rows, index)`` as returned by :func:`rowwise_distinct`.
+        workspace : Workspace, optional
+            Scratch memory of the inference path, shared by both convolutions.
 
         Returns
         -------
@@ -328,10 +437,15 @@ class ALIGNNConv(nn.Module):
             Updated atom, bond and angle features, same shapes as the inputs.
         """
         y_distinct, z_distinct = (None, None) if distinct is None else distinct
+        workspace = Workspace() if workspace is None else workspace
+        y_out = z_out = None
+        if reuse_yz and y is None:  # the new rows are the pass's own: scratch memory holds them
+            y_out = workspace.take("bonds", (len(batch.edge_src), self.node_update.src_gate.out_features), x)
+            z_out = workspace.take("angles", (len(batch.lg_src), self.edge_update.src_gate.out_features), x)
         x, y = self.node_update(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=reuse_yz,
-                                y_distinct=y_distinct)
+                                y_distinct=y_distinct, workspace=workspace, y_out=y_out)
         y, z = self.edge_update(batch.lg_src, batch.lg_dst, batch.lg_weight, y, z, reuse_y=reuse_yz,
-                                y_distinct=z_distinct)
+                                y_distinct=z_distinct, workspace=workspace, y_out=z_out)
         return x, y, z
 
 
@@ -394,7 +508,8 @@ def weighted_segment_mean(values: torch.Tensor, index: torch.Tensor, num_segment
 
 
 def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segment: torch.Tensor,
-                                   num_segments: int, weight: torch.Tensor) -> torch.Tensor:
+                                   num_segments: int, weight: torch.Tensor,
+                                   workspace: Workspace | None = None) -> torch.Tensor:
     """:func:`weighted_segment_mean` of ``rows[index]`` without forming it: each distinct row is
     weighted once per segment by the summed weight of its copies there (float64).
 
@@ -409,6 +524,8 @@ def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segm
     num_segments : int
     weight : Tensor of shape (R,)
         Times row r counts.
+    workspace : Workspace, optional
+        Holds the gathered rows of the distinct (segment, row) pairs; None: fresh memory.
 
     Returns
     -------
@@ -417,12 +534,17 @@ def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segm
     pairs, inverse = torch.unique(segment * len(rows) + index, return_inverse=True)
     pair_weight = weight.to(torch.float64).new_zeros(len(pairs)).index_add_(0, inverse, weight.to(torch.float64))
     # one row per distinct (segment, row) pair, weighted by its copies: far fewer rows than R
-    pair_rows = rows.index_select(0, pairs % len(rows))
+    pair_index = pairs % len(rows)
+    if workspace is None:
+        pair_rows = rows.index_select(0, pair_index)
+    else:
+        memory = workspace.take("pair rows", (len(pairs), rows.shape[1]), rows)
+        pair_rows = torch.index_select(rows, 0, pair_index, out=memory)
     return weighted_segment_mean(pair_rows, torch.div(pairs, len(rows), rounding_mode="floor"), num_segments,
                                  pair_weight)
 
 
-def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor:
+def rowwise(module: nn.Module, values: torch.Tensor, width: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """``module(values)`` for a row-wise module; in inference, block by block into one output.
 
     Avoids the large temporaries of the full call (for a line graph of 3e5 edges, ~1 GB of
@@ -436,6 +558,8 @@ def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor
         Its input.
     width : int
         Width of its output rows.
+    out : torch.Tensor of shape (n, width), optional
+        Inference: memory for the result (e.g. from a :class:`Workspace`); None: fresh memory.
 
     Returns
     -------
@@ -444,14 +568,16 @@ def rowwise(module: nn.Module, values: torch.Tensor, width: int) -> torch.Tensor
     """
     if module.training or torch.is_grad_enabled():
         return module(values)
-    out = values.new_empty((len(values), width))
+    if out is None:
+        out = values.new_empty((len(values), width))
     step = edge_block(values, len(values))
     for start in range(0, len(values), step):
         out[start : start + step] = module(values[start : start + step])
     return out
 
 
-def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int, workspace: Workspace | None = None,
+                     name: str = "distinct rows") -> tuple[torch.Tensor, torch.Tensor]:
     """``(rows, index)`` with ``module(values) == rows[index]``: a row-wise module of 1-d values
     (an embedding of bond lengths or angle cosines) computed once per distinct value.
 
@@ -466,6 +592,10 @@ def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tup
         1-d input values.
     width : int
         Width of the module's output rows.
+    workspace : Workspace, optional
+        Holds the rows (then valid until ``name`` is taken again); None: fresh memory.
+    name : str, default="distinct rows"
+        The workspace buffer.
 
     Returns
     -------
@@ -482,7 +612,8 @@ def rowwise_distinct(module: nn.Module, values: torch.Tensor, width: int) -> tup
     if module.training or torch.is_grad_enabled():
         raise RuntimeError("rowwise_distinct is for inference (eval mode, no autograd)")
     distinct, index = torch.unique(values, return_inverse=True)
-    return rowwise(module, distinct, width), index
+    out = None if workspace is None else workspace.take(name, (len(distinct), width), values)
+    return rowwise(module, distinct, width, out), index
 
 
 def cutoff_envelope(length: torch.Tensor, inner_cutoff: float, exponent: int = 3) -> torch.Tensor:

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from skdynemb.backbones.alignn.config import ALIGNNConfig
-from skdynemb.backbones.alignn.layers import (ALIGNNConv, EdgeGatedGraphConv, MLPLayer, RBFExpansion,
+from skdynemb.backbones.alignn.layers import (ALIGNNConv, EdgeGatedGraphConv, MLPLayer, RBFExpansion, Workspace,
                                               cutoff_envelope, distinct_weighted_segment_mean, flush_denormals,
-                                              rowwise, rowwise_distinct, segment_mean, weighted_segment_mean)
+                                              held_workspace, rowwise, rowwise_distinct, segment_mean,
+                                              weighted_segment_mean)
 from skdynemb.backbones.alignn.graphs import AlignnBatch
 
 
@@ -107,7 +108,9 @@ class ALIGNN(nn.Module):
 
         In inference (eval mode, no autograd) the embedding stage embeds each distinct bond length
         and angle cosine once, and on the CPU float32 denormals are flushed to zero during the pass
-        (:func:`~skdynemb.backbones.alignn.layers.flush_denormals`; the caller's mode is restored).
+        (:func:`~skdynemb.backbones.alignn.layers.flush_denormals`; the caller's mode is restored)
+        and the pass's scratch memory is the calling thread's workspace, kept for its next pass up to
+        a size (:func:`~skdynemb.backbones.alignn.layers.held_workspace`).
 
         Parameters
         ----------
@@ -128,10 +131,11 @@ class ALIGNN(nn.Module):
         """
         if self.training or torch.is_grad_enabled():
             return self._stages(batch, pool_edges)
-        with flush_denormals(batch.atomic_numbers.device):
-            return self._stages(batch, pool_edges)
+        device = batch.atomic_numbers.device
+        with flush_denormals(device), held_workspace(device) as workspace:
+            return self._stages(batch, pool_edges, workspace)
 
-    def _stages(self, batch: AlignnBatch, pool_edges: bool) -> AlignnStages:
+    def _stages(self, batch: AlignnBatch, pool_edges: bool, workspace: Workspace | None = None) -> AlignnStages:
         n_graphs = batch.num_graphs
         max_z = int(batch.atomic_numbers.max())
         if max_z >= len(self.atom_features) or int(batch.atomic_numbers.min()) < 1:
@@ -155,29 +159,30 @@ class ALIGNN(nn.Module):
             z = rowwise(self.angle_embedding, batch.lg_h, hidden)
             distinct = None
         else:  # embed each distinct bond length and angle cosine once (~20 % of them in MP crystals)
-            distinct = (rowwise_distinct(self.edge_embedding, length, hidden),
-                        rowwise_distinct(self.angle_embedding, batch.lg_h, hidden))
+            distinct = (rowwise_distinct(self.edge_embedding, length, hidden, workspace, "bond rows"),
+                        rowwise_distinct(self.angle_embedding, batch.lg_h, hidden, workspace, "angle rows"))
             (y_rows, y_index), (z_rows, z_index) = distinct
             if pool_edges and len(self.alignn_layers):  # the first layer gathers y and z block by block;
                 # the embedding stage's means come from the distinct rows
                 y = z = None
                 ys = [distinct_weighted_segment_mean(y_rows, y_index, batch.edge_graph_index, n_graphs,
-                                                     batch.edge_weight)]
+                                                     batch.edge_weight, workspace)]
                 zs = [distinct_weighted_segment_mean(z_rows, z_index, batch.lg_graph_index, n_graphs,
-                                                     batch.lg_count)]
+                                                     batch.lg_count, workspace)]
             else:
                 y, z = y_rows.index_select(0, y_index), z_rows.index_select(0, z_index)
         xs = [x]
         if y is not None:
             ys, zs = [keep_y(y)], [keep_z(z)]
         for layer in self.alignn_layers:
-            x, y, z = layer(batch, x, y, z, reuse_yz=pool_edges, distinct=distinct)
+            x, y, z = layer(batch, x, y, z, reuse_yz=pool_edges, distinct=distinct, workspace=workspace)
             distinct = None  # the distinct rows are those of the embedding stage only
             xs.append(x)
             ys.append(keep_y(y))
             zs.append(keep_z(z))
         for layer in self.gcn_layers:
-            x, y = layer(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=pool_edges)
+            x, y = layer(batch.edge_src, batch.edge_dst, batch.edge_weight, x, y, reuse_y=pool_edges,
+                         workspace=workspace)
             xs.append(x)
             ys.append(keep_y(y))
         readout = segment_mean(x, batch.graph_index, n_graphs)
