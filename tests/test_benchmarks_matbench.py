@@ -105,3 +105,46 @@ def test_table5_stage_ensemble_averages_every_stage_and_seed(shared, tmp_path, m
     run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(book)])
     for name in ("table5_matbench_dielectric.md", "table5_matbench_folds.csv"):
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_table5_ensemble_of_members_from_two_backbones(shared, tmp_path, monkeypatch):
+    other = "alignn-mp-eform"
+    out, book = tmp_path / "out", tmp_path / "ledger"
+    argv = [*TINY, "--stage-ensemble", "--members", "dynamic:conv4", f"{other}/dynamic:gcn2",
+            "--work", str(tmp_path / "work"), "--ledger", str(book)]
+    run.main([*argv, "--out", str(out)])
+    folds = pd.read_csv(out / "table5_matbench_folds.csv", comment="#")
+    ens = folds[folds.model == "stage ensemble"]
+    assert ens["fold"].tolist() == [0, 1, 2, 3, 4] and set(ens["embedding"]) == {f"conv4+{other}/gcn2"}
+
+    # per fold: the mean test prediction of both members x both seeds, each member on its own backbone's fits
+    from skdynemb.datasets import matbench_folds
+
+    s = run.settings_from(run.parser().parse_args(TINY))
+    prop = data.load_property("matbench:n", s)
+    records = [r for r in ledger.Ledger(book).records.values() if r["kind"] == "fit"]
+    for k, (_, test) in enumerate(matbench_folds("matbench_dielectric", ids=prop.ids)):
+        members = [r for r in records if r["identity"]["subset"] == f"fold {k}" and (
+            (r["identity"]["backbone"], r["identity"]["inputs"]) in
+            {("cgcnn-mp-eform", "dynamic:conv4"), (other, "dynamic:gcn2")})]
+        assert sorted((r["identity"]["backbone"], r["identity"]["seed"]) for r in members) == sorted(
+            (b, seed) for b in ("cgcnn-mp-eform", other) for seed in (0, 1))
+        preds = np.array([r["result"]["pred_test"] for r in members])
+        row = ens[ens.fold == k].iloc[0]
+        assert row["test MAE, ensemble of 2"] == pytest.approx(np.mean(np.abs(preds.mean(0) - prop.y[test])), rel=1e-3)
+        assert row["val MAE"] == pytest.approx(np.mean([r["result"]["val_mae"] for r in members]), rel=1e-3)
+        assert row["test MAE (mean over seeds)"] == pytest.approx(
+            np.mean([r["result"]["test_mae"] for r in members]), rel=1e-3)
+
+    summary = pd.read_csv(out / "table5_matbench_dielectric.csv", comment="#")
+    assert summary["model"].str.contains(f"ensemble \\(conv4\\+{other}/gcn2, no choice\\), ensemble of 4 models",
+                                         regex=True).sum() == 1
+
+    def refuse(*args):
+        raise AssertionError("a fit held by the ledger was retrained")
+
+    monkeypatch.setattr(fits, "_fit", refuse)
+    run.main([*argv, "--out", str(tmp_path / "second")])
+    run.main(["rebuild", "--results", str(out), "--out", str(tmp_path / "again"), "--ledger", str(book)])
+    for name in ("table5_matbench_dielectric.md", "table5_matbench_folds.csv", "manifest.json"):
+        assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name

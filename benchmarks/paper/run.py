@@ -248,8 +248,9 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
     validation split; the stage (among ``--stages``) is chosen there with the ``select_seeds`` seeds,
     as Table 2 chooses it, and then fitted with every seed; ``--static-table`` is fitted with every
     seed on the same splits. The test fold scores each seed and the seed ensemble (mean prediction).
-    With ``--stage-ensemble`` every stage of ``--stages`` is also fitted with every seed and the mean
-    prediction of all of them is scored as well (a fixed recipe: nothing is chosen).
+    With ``--stage-ensemble`` every stage of ``--stages`` (or, with ``--members``, every member, another
+    backbone's stage written ``BACKBONE/INPUTS``) is also fitted with every seed and the mean prediction of
+    all of them is scored as well (a fixed recipe: nothing is chosen).
     """
     from skdynemb.datasets import matbench_folds
 
@@ -257,7 +258,15 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
     sel, rest = s.seeds[: s.select_seeds], s.seeds[s.select_seeds:]
     stages = [f"dynamic:{st}" for st in (args.stages or stage_options(s))]
     static = f"static:{args.static_table}"
-    folds, cache = [], {}
+    members = [chosen_mod.parse_member(m, s) for m in args.members] if args.members else None
+    member_data = {s.backbone: data}
+    for backbone, _ in members or ():
+        if backbone not in member_data:
+            member_data[backbone] = load_property("matbench:n", replace(s, backbone=backbone, weights=None))
+            if list(member_data[backbone].ids) != list(data.ids):
+                raise SystemExit(f"matbench:n: {backbone} covers other samples than {s.backbone}; an ensemble "
+                                 "needs the same folds")
+    folds, cache, caches = [], {}, {}
     for k, (train, test) in enumerate(matbench_folds("matbench_dielectric", ids=data.ids)):
         inner_train, inner_val = holdout(subsample(train, s.max_train, s.split_seed), args.inner_val, s.split_seed)
         fold = data.with_split((inner_train, inner_val, test), "official Matbench v0.1 fold, inner validation "
@@ -269,11 +278,22 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
         ensemble = {e: ensemble_mae([res[job("roost", e, seed)]["result"]["pred_test"] for seed in s.seeds], y_test)
                     for e in (chosen, static)}
         item = {"fold": k, "property": ledger.add_property(fold, s), "fits": _keys(res), "ensemble": ensemble}
-        if args.stage_ensemble:
-            members = [job("roost", e, seed) for e in stages for seed in s.seeds]
-            res |= run_fits(ledger, fold, members, s, cache)
+        if args.stage_ensemble and members:  # each member's fits kept apart: backbones share input names
+            member_fits = {}
+            for backbone, inputs in members:
+                sb = s if backbone == s.backbone else replace(s, backbone=backbone, weights=None)
+                fd = member_data[backbone].with_split(fold.split, fold.split_name, fold.subset)
+                member_fits[chosen_mod.member_label(backbone, inputs, s)] = run_fits(
+                    ledger, fd, [job("roost", inputs, seed) for seed in s.seeds], sb,
+                    cache if sb is s else caches.setdefault(backbone, {}))
+            preds = [r["result"]["pred_test"] for fits in member_fits.values() for r in fits.values()]
+            item |= {"members": {lab: _keys(fits) for lab, fits in member_fits.items()},
+                     "stage_ensemble": ensemble_mae(preds, y_test)}
+        elif args.stage_ensemble:
+            stage_jobs = [job("roost", e, seed) for e in stages for seed in s.seeds]
+            res |= run_fits(ledger, fold, stage_jobs, s, cache)
             item |= {"fits": _keys(res),
-                     "stage_ensemble": ensemble_mae([res[j]["result"]["pred_test"] for j in members], y_test)}
+                     "stage_ensemble": ensemble_mae([res[j]["result"]["pred_test"] for j in stage_jobs], y_test)}
         folds.append(item)
         head = header("Table 5: Matbench dielectric (refractive index n), official 5 folds", s, args.argv, {
             "split": "official Matbench v0.1 folds; in each, a seeded "
@@ -281,10 +301,11 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
                      + ("" if s.max_train is None else
                         f"; each training fold first subsampled to {s.max_train} (seeded)"),
             "seeds": f"{list(s.seeds)} per fold; the stage is chosen with seeds {list(sel)}"})
-        publish(args, "table5", "table5", {"folds": folds, "stages": stages, "static": static,
-                                           "select_seeds": list(sel), "seeds": list(s.seeds),
-                                           "n_dropped": data.n_dropped, "capped": s.max_train is not None},
-                head, ledger)
+        table5_args = {"folds": folds, "stages": stages, "static": static, "select_seeds": list(sel),
+                       "seeds": list(s.seeds), "n_dropped": data.n_dropped, "capped": s.max_train is not None}
+        if members and args.stage_ensemble:
+            table5_args["members"] = [chosen_mod.member_label(b, i, s) for b, i in members]
+        publish(args, "table5", "table5", table5_args, head, ledger)
 
 
 # ----------------------------------------------------------------------------- Table 3
@@ -517,8 +538,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", nargs="+", help="rebuild: only these manifest files")
     p.add_argument("--inner-val", type=float, default=0.1, help="Table 5: share of each training fold held out "
                    "(seeded) to choose the stage and score validation")
-    p.add_argument("--stage-ensemble", action="store_true", help="Table 5: also fit every --stages stage with "
-                   "every seed and score the mean prediction of all of them (no choice on validation)")
+    p.add_argument("--stage-ensemble", action="store_true", help="Table 5: also fit every --stages stage (or "
+                   "--members member) with every seed and score the mean prediction of all of them (no choice on "
+                   "validation)")
     p.add_argument("--elemnet-epochs", type=int, default=100)
     p.add_argument("--elemnet-patience", type=int, default=20)
     p.add_argument("--automl-iter", type=int, default=30)
@@ -545,8 +567,9 @@ def parser() -> argparse.ArgumentParser:
                    "is, else read from the ledger)")
     p.add_argument("--crabnet-style-epochs", type=int, default=150, help="Table 3: epoch limit of our CrabNet-style "
                    "model (early stopping on the validation split, patience 20)")
-    p.add_argument("--members", nargs="+", metavar="[BACKBONE/]INPUTS", help="chosen: the ensemble's members, "
-                   "fixed in advance (default: dynamic:alignn2 dynamic:gcn4; another backbone's stage as "
+    p.add_argument("--members", nargs="+", metavar="[BACKBONE/]INPUTS", help="chosen, and Table 5 with "
+                   "--stage-ensemble: the ensemble's members, fixed in advance (chosen's default: dynamic:alignn2 "
+                   "dynamic:gcn4; Table 5's: every --stages stage; another backbone's stage as "
                    "sevenn-0/dynamic:interaction3)")
     p.add_argument("--n-extract", type=int, default=400, help="structures timed in Table 6")
     p.add_argument("--cost-epochs", type=int, default=5)

@@ -298,6 +298,7 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
     """Matbench dielectric, official folds: the stage chosen per fold, single seeds and seed ensembles,
     next to the leaderboard (+ the per-fold table)."""
     seeds, rows = args["seeds"], []
+    members = args.get("members") or [_label(e) for e in args["stages"]]  # the ensemble's members
     for item in args["folds"]:
         p, res = ledger[item["property"]]["result"], fit_results(ledger, item["fits"])
         train, val, test = (int(n) for n in p["sizes"].split("/"))
@@ -307,18 +308,24 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
                          "inner val": val, "test": test, "val MAE": float(np.mean(maes(res, e, seeds, "val_mae"))),
                          "test MAE (mean over seeds)": float(np.mean(maes(res, e, seeds))),
                          f"test MAE, ensemble of {len(seeds)}": item["ensemble"][e]})
-        if "stage_ensemble" in item:  # every stage x every seed, averaged; its ensemble column holds them all
-            stages = args["stages"]
-            rows.append({"fold": item["fold"], "model": "stage ensemble", "embedding": "+".join(map(_label, stages)),
-                         "inner train": train, "inner val": val, "test": test,
-                         "val MAE": float(np.mean([maes(res, e, seeds, "val_mae") for e in stages])),
-                         "test MAE (mean over seeds)": float(np.mean([maes(res, e, seeds) for e in stages])),
+        if "stage_ensemble" in item:  # every member x every seed, averaged; its ensemble column holds them all
+            if "members" in item:  # members of several backbones: each member's fits apart
+                fits = [list(fit_results(ledger, keys).values()) for keys in item["members"].values()]
+                val_mae = np.mean([[f["val_mae"] for f in member] for member in fits])
+                test_mae = np.mean([[f["test_mae"] for f in member] for member in fits])
+            else:
+                val_mae = np.mean([maes(res, e, seeds, "val_mae") for e in args["stages"]])
+                test_mae = np.mean([maes(res, e, seeds) for e in args["stages"]])
+            rows.append({"fold": item["fold"], "model": "stage ensemble", "embedding": "+".join(members),
+                         "inner train": train, "inner val": val, "test": test, "val MAE": float(val_mae),
+                         "test MAE (mean over seeds)": float(test_mae),
                          f"test MAE, ensemble of {len(seeds)}": item["stage_ensemble"]})
     per_fold = pd.DataFrame(rows)
-    n_members = len(args["stages"]) * len(seeds)
+    n_members = len(members) * len(seeds)
+    kind = "stage ensemble" if "members" not in args else "ensemble"
     label = {"dynamic": "Roost + dynamic (stage chosen per fold on inner val)",
              "static": f"Roost + {args['static']}",
-             "stage ensemble": f"Roost + dynamic, stage ensemble ({'+'.join(map(_label, args['stages']))}, no choice)"}
+             "stage ensemble": f"Roost + dynamic, {kind} ({'+'.join(members)}, no choice)"}
     summary = []
     for model, group in per_fold.groupby("model", sort=False):
         size = f"{n_members} models" if model == "stage ensemble" else f"{len(seeds)} seeds"
@@ -339,8 +346,9 @@ def table5(args: dict, header: dict, ledger: Ledger, out: Path) -> None:
              "the leaderboard entries train on the full ~3.8k-entry training folds"
              + ("; these training folds are capped, so the comparison is not like for like" if args["capped"] else "")]
     if (per_fold["model"] == "stage ensemble").any():
-        names = ", ".join(map(_label, args["stages"]))
-        notes.append(f"stage ensemble = the mean prediction of Roost on every stage of {names} "
+        names = ", ".join(members)
+        notes.append(f"{kind} = the mean prediction of Roost on every {'stage' if kind == 'stage ensemble' else 'member'}"
+                     f" of {names} "
                      f"with every seed ({n_members} models), fixed in advance: nothing is chosen; "
                      "in the per-fold table its val and 'mean over seeds' columns average all its members and its "
                      f"'ensemble of {len(seeds)}' column holds the {n_members}-model ensemble")
