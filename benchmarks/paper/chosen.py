@@ -42,6 +42,11 @@ def parse_member(text: str, settings: Settings) -> tuple[str, str]:
     return backbone or settings.backbone, inputs
 
 
+def member_settings(backbone: str, settings: Settings) -> Settings:
+    """The run's settings with ``backbone`` as the extractor (the same object for the run's own)."""
+    return settings if backbone == settings.backbone else replace(settings, backbone=backbone, weights=None)
+
+
 def member_label(backbone: str, inputs: str, settings: Settings) -> str:
     """Short name of a member: its stage for the run's backbone, ``backbone/stage`` for another."""
     name = inputs.split(":", 1)[1] if inputs.startswith("dynamic:") else inputs
@@ -82,7 +87,7 @@ def chosen(args, s: Settings, ledger: Ledger, publish) -> None:
         st |= collect(ledger, data, [job("roost", best, seed) for seed in rest], s, cache, train)
         fits = {}
         for label, (backbone, inputs) in zip(["last", *labels], [(s.backbone, last), *members]):
-            sb = s if backbone == s.backbone else replace(s, backbone=backbone, weights=None)
+            sb = member_settings(backbone, s)
             d = data if sb is s else load_property(key, sb)
             if property_identity(d) != property_identity(data):
                 raise SystemExit(f"{key}: {backbone} covers other samples than {s.backbone} "

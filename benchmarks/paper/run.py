@@ -262,11 +262,12 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
     member_data = {s.backbone: data}
     for backbone, _ in members or ():
         if backbone not in member_data:
-            member_data[backbone] = load_property("matbench:n", replace(s, backbone=backbone, weights=None))
+            member_data[backbone] = load_property("matbench:n", chosen_mod.member_settings(backbone, s))
             if list(member_data[backbone].ids) != list(data.ids):
                 raise SystemExit(f"matbench:n: {backbone} covers other samples than {s.backbone}; an ensemble "
                                  "needs the same folds")
-    folds, cache, caches = [], {}, {}
+    folds, cache = [], {}
+    caches = {s.backbone: cache}  # embeddings per backbone
     for k, (train, test) in enumerate(matbench_folds("matbench_dielectric", ids=data.ids)):
         inner_train, inner_val = holdout(subsample(train, s.max_train, s.split_seed), args.inner_val, s.split_seed)
         fold = data.with_split((inner_train, inner_val, test), "official Matbench v0.1 fold, inner validation "
@@ -281,11 +282,10 @@ def matbench(args, s: Settings, ledger: Ledger) -> None:
         if args.stage_ensemble and members:  # each member's fits kept apart: backbones share input names
             member_fits = {}
             for backbone, inputs in members:
-                sb = s if backbone == s.backbone else replace(s, backbone=backbone, weights=None)
                 fd = member_data[backbone].with_split(fold.split, fold.split_name, fold.subset)
                 member_fits[chosen_mod.member_label(backbone, inputs, s)] = run_fits(
-                    ledger, fd, [job("roost", inputs, seed) for seed in s.seeds], sb,
-                    cache if sb is s else caches.setdefault(backbone, {}))
+                    ledger, fd, [job("roost", inputs, seed) for seed in s.seeds],
+                    chosen_mod.member_settings(backbone, s), caches.setdefault(backbone, {}))
             preds = [r["result"]["pred_test"] for fits in member_fits.values() for r in fits.values()]
             item |= {"members": {lab: _keys(fits) for lab, fits in member_fits.items()},
                      "stage_ensemble": ensemble_mae(preds, y_test)}

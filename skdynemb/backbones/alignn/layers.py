@@ -534,12 +534,8 @@ def distinct_weighted_segment_mean(rows: torch.Tensor, index: torch.Tensor, segm
     pairs, inverse = torch.unique(segment * len(rows) + index, return_inverse=True)
     pair_weight = weight.to(torch.float64).new_zeros(len(pairs)).index_add_(0, inverse, weight.to(torch.float64))
     # one row per distinct (segment, row) pair, weighted by its copies: far fewer rows than R
-    pair_index = pairs % len(rows)
-    if workspace is None:
-        pair_rows = rows.index_select(0, pair_index)
-    else:
-        memory = workspace.take("pair rows", (len(pairs), rows.shape[1]), rows)
-        pair_rows = torch.index_select(rows, 0, pair_index, out=memory)
+    memory = None if workspace is None else workspace.take("pair rows", (len(pairs), rows.shape[1]), rows)
+    pair_rows = torch.index_select(rows, 0, pairs % len(rows), out=memory)
     return weighted_segment_mean(pair_rows, torch.div(pairs, len(rows), rounding_mode="floor"), num_segments,
                                  pair_weight)
 
