@@ -87,6 +87,15 @@ def test_members_parse_backbone_and_refuse_duplicates(shared, tmp_path):
     assert parse_member("dynamic:conv4", s) == ("cgcnn-mp-eform", "dynamic:conv4")
     assert parse_member("sevenn-0/dynamic:interaction3", s) == ("sevenn-0", "dynamic:interaction3")
     assert member_label("sevenn-0", "dynamic:interaction3", s) == "sevenn-0/interaction3"
+    # weights by path: NAME=WEIGHTS; the weights enter the member's settings (and so its fits' identity)
+    folder = tmp_path / "ckpt" / "alignn-ff-eform"
+    backbone, inputs = parse_member(f"alignn={folder}/dynamic:gcn4", s)
+    assert (backbone, inputs) == (f"alignn={folder}", "dynamic:gcn4")
+    assert member_label(backbone, inputs, s) == "alignn=alignn-ff-eform/gcn4"
+    from benchmarks.paper.chosen import member_settings
+
+    sb = member_settings(backbone, s)
+    assert (sb.backbone, sb.weights) == ("alignn", str(folder.resolve())) and member_settings("cgcnn-mp-eform", s) is s
     with pytest.raises(SystemExit, match="twice"):
         run.main(["chosen", *TINY[:-len(MEMBERS)], "dynamic:conv4", "cgcnn-mp-eform/dynamic:conv4",
                   "--work", str(tmp_path / "w"), "--ledger", str(tmp_path / "l"), "--out", str(tmp_path / "o")])

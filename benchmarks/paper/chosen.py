@@ -37,20 +37,35 @@ DEFAULT_MEMBERS = ("dynamic:alignn2", "dynamic:gcn4")
 
 
 def parse_member(text: str, settings: Settings) -> tuple[str, str]:
-    """``(backbone, inputs)`` of a ``--members`` entry ``[BACKBONE/]INPUTS``."""
+    """``(backbone, inputs)`` of a ``--members`` entry ``[BACKBONE/]INPUTS``; BACKBONE may be
+    ``NAME=WEIGHTS`` (e.g. ``alignn=benchmarks/_work/alignn-ff-eform/dynamic:gcn4``)."""
     backbone, _, inputs = text.rpartition("/")
     return backbone or settings.backbone, inputs
 
 
+def backbone_arg(text: str) -> tuple[str, str | None]:
+    """``(name, absolute weights path or None)`` of a backbone argument ``NAME[=WEIGHTS]``."""
+    name, _, weights = text.partition("=")
+    return name, (str(Path(weights).resolve()) if weights else None)
+
+
 def member_settings(backbone: str, settings: Settings) -> Settings:
-    """The run's settings with ``backbone`` as the extractor (the same object for the run's own)."""
-    return settings if backbone == settings.backbone else replace(settings, backbone=backbone, weights=None)
+    """The run's settings with ``backbone`` (``NAME[=WEIGHTS]``) as the extractor (the same object for the
+    run's own); weights given by path enter the fits' identity by their content hash."""
+    if backbone == settings.backbone:
+        return settings
+    name, weights = backbone_arg(backbone)
+    return replace(settings, backbone=name, weights=weights)
 
 
 def member_label(backbone: str, inputs: str, settings: Settings) -> str:
-    """Short name of a member: its stage for the run's backbone, ``backbone/stage`` for another."""
+    """Short name of a member: its stage for the run's backbone, ``backbone/stage`` for another
+    (``NAME=<weights folder name>/stage`` for weights given by path)."""
     name = inputs.split(":", 1)[1] if inputs.startswith("dynamic:") else inputs
-    return name if backbone == settings.backbone else f"{backbone}/{name}"
+    if backbone == settings.backbone:
+        return name
+    backbone_name, weights = backbone_arg(backbone)
+    return f"{backbone_name}={Path(weights).name}/{name}" if weights else f"{backbone}/{name}"
 
 
 def _windows(seeds: list[int], size: int) -> list[list[int]]:

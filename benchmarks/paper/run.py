@@ -134,7 +134,7 @@ def layers(args, s: Settings, ledger: Ledger) -> None:
     Fits run seed by seed (every stage with the first seed, then the next), the table is published
     after each round, and ``--from-ledger`` trains nothing: the table names the fits not in the ledger."""
     key = args.props[0] if args.props else "jarvis:formation_energy_peratom"
-    backbones = [(s.backbone, s.weights), *(_backbone_arg(b) for b in args.also_backbone or ())]
+    backbones = [(s.backbone, s.weights), *(chosen_mod.backbone_arg(b) for b in args.also_backbone or ())]
     notes = [f"backbone {name}: weights {w if w else 'shipped with skdynemb'}" for name, w in backbones]
     split = "official JARVIS split" if key.startswith("jarvis:") else f"seeded 80:10:10 (seed {s.split_seed})"
     head = header(f"Table 1: Roost on each backbone stage, {key}", s, args.argv, {
@@ -156,11 +156,6 @@ def layers(args, s: Settings, ledger: Ledger) -> None:
             publish(args, "table1", "table1", {"property": key, "unit": PROPERTIES[key].unit,
                                                "backbones": [i for i in items if i], "seeds": list(s.seeds),
                                                "notes": notes}, head, ledger)
-
-
-def _backbone_arg(text: str) -> tuple[str, str | None]:
-    name, _, weights = text.partition("=")
-    return name, (str(Path(weights).resolve()) if weights else None)
 
 
 # ----------------------------------------------------------------------------- Table 4
@@ -430,7 +425,7 @@ def cost(args, s: Settings, ledger: Ledger) -> None:
     data = load_property("jarvis:formation_energy_peratom", s)
     extraction = []
     structures = data.structures[: args.n_extract]
-    for name, weights in [(s.backbone, s.weights), *(_backbone_arg(b) for b in args.also_backbone or ())]:
+    for name, weights in [(s.backbone, s.weights), *(chosen_mod.backbone_arg(b) for b in args.also_backbone or ())]:
         tr = DynamicEmbeddingTransformer(name, weights=weights, stage="all", device=s.device, progress=False).fit()
         tr.transform(structures[:8])  # warm-up
         times = []

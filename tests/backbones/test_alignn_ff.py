@@ -240,3 +240,43 @@ def test_extracted_folder_loads_and_tampered_files_are_refused(models, tmp_path,
     (extracted / "config.json").write_text("{}")
     assert fetch.fetch_ff("alignnff_wt01") == extracted
     assert (extracted / "config.json").read_bytes() == (source / "config.json").read_bytes()
+
+
+# ----------------------------------------------------------------------------- derived checkpoints
+def test_derived_checkpoint_replaces_only_the_named_parameters(models, structures, tmp_path):
+    """A derived checkpoint = ALIGNN-FF wt10 (pinned) + a file of replaced GCN parameters: it loads back
+    to exactly the network it was written from (float16 storage: the float16-rounded values), the
+    stages before the replaced layer keep ALIGNN-FF's rows, and a tampered file is refused."""
+    from skdynemb.backbones.alignn.checkpoints import DERIVED_WEIGHTS_FILE, save_derived_checkpoint
+
+    base = models["alignnff_wt10"].module
+    changed = alignn.ALIGNN(base.config)
+    changed.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        for p in changed.gcn_layers[3].parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+    folder = save_derived_checkpoint(changed, "alignnff_wt10", tmp_path / "ft", ("gcn_layers.3.",), torch.float16)
+    assert sorted(p.name for p in folder.iterdir()) == ["derived.json", DERIVED_WEIGHTS_FILE]
+    loaded, rule = alignn.load_checkpoint(folder)
+    assert rule == models["alignnff_wt10"].rule
+    for key, value in loaded.state_dict().items():
+        want = changed.state_dict()[key]
+        if key.startswith("gcn_layers.3."):
+            torch.testing.assert_close(value, want.half().float(), rtol=0, atol=0)
+            assert not torch.equal(value, base.state_dict()[key])
+        else:
+            assert torch.equal(value, base.state_dict()[key]), key
+    crystal = structures["JVASP-1372"][0]
+    ours = alignn.load(folder).forward_stages([crystal])[0].atom
+    theirs = models["alignnff_wt10"].forward_stages([crystal])[0].atom
+    for s in range(8):  # embedding, alignn1-4, gcn1-3: untouched
+        np.testing.assert_array_equal(ours[s], theirs[s])
+    assert np.abs(ours[8] - theirs[8]).max() > 1e-3
+
+    with pytest.raises(ValueError, match="differ from 'alignnff_wt10'"):
+        save_derived_checkpoint(changed, "alignnff_wt10", tmp_path / "bad", ("gcn_layers.2.",))
+    data = bytearray((folder / DERIVED_WEIGHTS_FILE).read_bytes())
+    data[-20] ^= 1
+    (folder / DERIVED_WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        alignn.load_checkpoint(folder)

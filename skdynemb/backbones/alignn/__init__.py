@@ -11,7 +11,8 @@ A new variant is a config value (e.g. ``ALIGNNConfig(norm="layer")``) or a graph
 """
 
 from skdynemb.backbones.alignn.backbone import AlignnBackbone, load
-from skdynemb.backbones.alignn.checkpoints import infer_config, load_checkpoint, save_checkpoint, verify_state_dict
+from skdynemb.backbones.alignn.checkpoints import (infer_config, load_checkpoint, save_checkpoint,
+                                                   save_derived_checkpoint, verify_state_dict)
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.fetch import cache_dir
 from skdynemb.backbones.alignn.model import ALIGNN, AlignnStages, cgcnn_feature_table
@@ -20,5 +21,5 @@ from skdynemb.backbones.alignn.names import OFFICIAL_MODELS, official_names
 __all__ = [
     "ALIGNN", "ALIGNNConfig", "AlignnBackbone", "AlignnStages", "OFFICIAL_MODELS", "cache_dir",
     "cgcnn_feature_table", "infer_config", "load", "load_checkpoint", "official_names", "save_checkpoint",
-    "verify_state_dict",
+    "save_derived_checkpoint", "verify_state_dict",
 ]

@@ -3,6 +3,9 @@
 A checkpoint is a folder or zip holding ``config.json`` (the official training config: model
 settings under ``"model"``, graph settings at the top) and ``best_model.pt`` or
 ``checkpoint_<n>.pt`` (as the official figshare zips), or a bare state-dict ``.pt``.
+A *derived* checkpoint is a folder holding ``derived.json`` and a state dict of some parameters
+(:func:`save_derived_checkpoint`): an official checkpoint, named and sha256-pinned, with those
+parameters replaced (e.g. ALIGNN-FF with fine-tuned GCN layers), so only what changed is shipped.
 Everything is read with ``torch.load(weights_only=True, map_location="cpu")``.
 """
 
@@ -20,12 +23,15 @@ from pathlib import Path
 
 import torch
 
+from skdynemb._files import atomic_write
 from skdynemb.backbones.alignn.config import ALIGNNConfig
 from skdynemb.backbones.alignn.model import ALIGNN
 from skdynemb.backbones.alignn.graphs import KNearestGraph
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "best_model.pt"
+DERIVED_FILE = "derived.json"
+DERIVED_WEIGHTS_FILE = "replaced.pt"
 _TORCH_SUFFIXES = (".pt", ".pth", ".tar")  # torch.save files (themselves zips), not model archives
 
 
@@ -283,6 +289,8 @@ def load_checkpoint(path: str | Path, pins: dict[str, str] | None = None) -> tup
         The graph rule it was trained with.
     """
     path = Path(path)
+    if path.is_dir() and (path / DERIVED_FILE).is_file():
+        return _load_derived(path, pins)
     config, data, source = read_checkpoint(path, pins)
     state_dict = _state_dict_of(_torch_load(data, source), source)
     model_config = ALIGNNConfig.from_dict(config["model"]) if "model" in config else infer_config(state_dict)
@@ -337,4 +345,81 @@ def save_checkpoint(model: ALIGNN, config: ALIGNNConfig | dict, folder: str | Pa
     settings = {"model": config.to_dict(), **rule.to_config(), "compute_line_graph": True}
     (folder / CONFIG_FILE).write_text(json.dumps(settings, indent=2))
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / WEIGHTS_FILE)
+    return folder
+
+
+def _load_derived(folder: Path, pins: dict[str, str] | None) -> tuple[ALIGNN, KNearestGraph]:
+    """The base checkpoint named in ``folder/derived.json`` with the parameters of its weight file
+    replaced; both files' sha256 are checked (``derived.json``'s against ``pins`` where given)."""
+    from skdynemb.backbones.alignn.names import resolve
+
+    spec = _json(_pinned((folder / DERIVED_FILE).read_bytes(), DERIVED_FILE, pins, folder), folder / DERIVED_FILE)
+    for key in ("base", "weights", "sha256"):
+        if not isinstance(spec.get(key), str):
+            raise ValueError(f"{folder / DERIVED_FILE}: needs a string {key!r} (base model name, weight file, its sha256)")
+    weights = folder / Path(spec["weights"]).name
+    source = str(weights)
+    data = _pinned(weights.read_bytes(), weights.name, {weights.name: spec["sha256"]}, folder)
+    replaced = _state_dict_of(_torch_load(data, source), source)
+    model, rule = load_checkpoint(*resolve(spec["base"]))
+    expected = model.state_dict()
+    unknown = sorted(k for k in replaced if k not in expected)
+    if unknown:
+        raise ValueError(f"{source}: parameters {unknown[:5]} are not in the base model {spec['base']!r}")
+    state = dict(expected) | {k: v.to(expected[k].dtype) for k, v in replaced.items()}
+    verify_state_dict(model, state, source)
+    model.load_state_dict(state, strict=True)
+    return model.eval(), rule
+
+
+def save_derived_checkpoint(model: ALIGNN, base: str, folder: str | Path, prefixes: Sequence[str],
+                            dtype: torch.dtype = torch.float32) -> Path:
+    """Write ``model`` as official checkpoint ``base`` with the parameters under ``prefixes`` replaced.
+
+    ``folder/replaced.pt`` holds those parameters (in ``dtype``), ``folder/derived.json`` the base
+    name, the file name and its sha256. :func:`load_checkpoint` reads the folder back (fetching the
+    base on first use); parameters stored in a narrower ``dtype`` are read back widened, so load
+    the written folder to get the exact model it stands for.
+
+    Parameters
+    ----------
+    model : ALIGNN
+        The network; every parameter outside ``prefixes`` must equal the base's.
+    base : str
+        An official model name (:func:`~skdynemb.backbones.alignn.names.official_names`).
+    folder : str or Path
+        Where to write (created if needed).
+    prefixes : sequence of str
+        State-dict key prefixes of the replaced parameters (e.g. ``("gcn_layers.", "fc.")``).
+    dtype : torch.dtype, default=torch.float32
+        Storage type of the replaced parameters (``torch.float16`` halves the file).
+
+    Returns
+    -------
+    folder : Path
+        ``folder``.
+
+    Raises
+    ------
+    ValueError
+        A parameter outside ``prefixes`` differs from the base's, or no parameter is under them.
+    """
+    from skdynemb.backbones.alignn.names import resolve
+
+    base_model, _ = load_checkpoint(*resolve(base))
+    ours, theirs = model.state_dict(), base_model.state_dict()
+    kept = {k: v for k, v in ours.items() if not k.startswith(tuple(prefixes))}
+    changed = sorted(k for k, v in kept.items() if not torch.equal(v.cpu(), theirs[k]))
+    if changed:
+        raise ValueError(f"parameters outside {list(prefixes)} differ from {base!r}: {changed[:5]}")
+    replaced = {k: v.detach().cpu().to(dtype) for k, v in ours.items() if k.startswith(tuple(prefixes))}
+    if not replaced:
+        raise ValueError(f"no parameter starts with any of {list(prefixes)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(replaced, buffer)
+    atomic_write(folder / DERIVED_WEIGHTS_FILE, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+    spec = {"base": base, "weights": DERIVED_WEIGHTS_FILE, "sha256": sha256(buffer.getvalue())}
+    atomic_write(folder / DERIVED_FILE, lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=2) + "\n"))
     return folder
