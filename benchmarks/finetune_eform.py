@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from skdynemb.backbones.alignn.layers import segment_mean
+
 VOLUME_TOLERANCE = 0.05  # relative, on volume per atom (PBE vs OptB88vdW relaxations differ by a few %)
 SHARD = 512
 BASE = "alignnff_wt10"
@@ -85,15 +87,12 @@ def is_excluded(structure, material_id: str, ids: set[str], volumes: dict[str, l
 
 
 # ----------------------------------------------------------------------------- cache of the frozen part
-def frozen_model():
-    """(ALIGNN-FF, its copy without GCN layers, graph rule)."""
+def base_model():
+    """(ALIGNN-FF network in eval mode, its backbone: graph rule and batching)."""
     from skdynemb.backbones.alignn import load
 
     backbone = load(BASE)
-    full = backbone.module.eval()
-    frozen = copy.deepcopy(full)
-    frozen.gcn_layers = nn.ModuleList()
-    return full, frozen, backbone
+    return backbone.module.eval(), backbone
 
 
 def cache(args) -> None:
@@ -107,7 +106,9 @@ def cache(args) -> None:
     ds = load_mp_eform()
     part, parts = map(int, args.part.split("/"))
     n = len(ds.ids) if args.limit is None else min(args.limit, len(ds.ids))
-    _, frozen, backbone = frozen_model()
+    full, backbone = base_model()
+    frozen = copy.deepcopy(full)  # the frozen part: ALIGNN-FF without its GCN layers
+    frozen.gcn_layers = nn.ModuleList()
     e_form = ds.targets["e_form"].to_numpy(dtype=np.float64)
     for k, start in enumerate(range(0, n, SHARD)):
         if k % parts != part:
@@ -125,7 +126,7 @@ def cache(args) -> None:
             structures.append(to_crystal(s, index=i))
         xs, ys, src, dst, w, n_nodes, n_edges = [], [], [], [], [], [], []
         for b in range(0, len(structures), 64):
-            batch = backbone.batch(structures[b : b + 64], keep[b] if b < len(keep) else 0)
+            batch = backbone.batch(structures[b : b + 64], keep[b])
             with torch.no_grad():
                 st = frozen.stages(batch, pool_edges=False)
             xs.append(st.x[-1].half())  # stored in float16 (the features are O(1)-O(100)): half the memory
@@ -190,8 +191,6 @@ class Head(nn.Module):
         self.fc = nn.Linear(full.fc.in_features, 1)
 
     def forward(self, x, y, src, dst, weight, graph, n_graphs):
-        from skdynemb.backbones.alignn.layers import segment_mean
-
         for layer in self.gcn_layers:
             x, y = layer(src, dst, weight, x, y)
         return self.fc(segment_mean(x, graph, n_graphs)).squeeze(-1)
@@ -218,7 +217,7 @@ def train(args) -> None:
     store = Store(out)
     tr, va, te = split(len(store))
     mean, std = float(store.target[tr].mean()), float(store.target[tr].std())
-    full, _, _ = frozen_model()
+    full, _ = base_model()
     torch.manual_seed(SEED)
     head = Head(full)
     state_path = out / "train_state.pt"
@@ -277,7 +276,7 @@ def export(args) -> None:
     from skdynemb.backbones.alignn.checkpoints import save_derived_checkpoint
 
     out = Path(args.out)
-    full, _, _ = frozen_model()
+    full, _ = base_model()
     best = torch.load(out / "best_head.pt", weights_only=True)
     head = Head(full)
     head.load_state_dict(best["head"])
