@@ -39,7 +39,8 @@ def _result(model, X, y, split, t0: float, epoch_s: float | None) -> dict:
 
 def roost_fit(X, y, split, seed: int, params: dict) -> dict:
     """Train Roost on ``split[0]`` (``params``: :meth:`Settings.roost_params`); early stopping on
-    ``split[1]`` when ``params`` ask for it."""
+    ``split[1]`` when ``params`` ask for it, weight averaging from epoch ``params["swa_start"]`` when
+    they hold it."""
     from skdynemb import RoostRegressor
 
     torch.set_num_threads(1)
@@ -47,7 +48,8 @@ def roost_fit(X, y, split, seed: int, params: dict) -> dict:
     t0 = time.perf_counter()
     model = RoostRegressor(max_epochs=params["epochs"], batch_size=params["batch_size"],
                            out_hidden=tuple(params["out_hidden"]), lr=params["lr"], device=params["device"],
-                           patience=params.get("patience", 20), random_state=seed)
+                           patience=params.get("patience", 20), swa_start=params.get("swa_start"),
+                           random_state=seed)
     if params.get("early_stopping"):
         if not len(va):
             raise ValueError("early stopping needs a validation split, and this split has none; "

@@ -19,6 +19,7 @@ from torch import nn
 
 from skdynemb._device import resolve_device
 from skdynemb.embeddings import CompoundEmbedding, ElementEmbeddings
+from skdynemb.models.weight_averaging import WeightAverage
 
 #: largest accepted |sum(fractions) - 1| of a compound
 FRACTION_TOL = 1e-4
@@ -214,7 +215,7 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
     """Target scaling, validation split, seeded skorch training, ensembling and ``return_std``.
 
     Subclasses set the parameters ``loss, lr, batch_size, max_epochs, validation_fraction,
-    patience, callbacks, n_estimators, device, random_state, verbose, warm_start`` and implement
+    patience, swa_start, callbacks, n_estimators, device, random_state, verbose, warm_start`` and implement
     ``_validate``, ``_n_samples``, ``_dataset``, ``_module`` and ``_net_kwargs``.
     """
 
@@ -237,6 +238,9 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        swa = self.swa_start
+        if swa is not None and (not isinstance(swa, numbers.Integral) or isinstance(swa, bool) or swa < 1):
+            raise ValueError(f"swa_start must be None or a positive integer (an epoch, 1-based), got {swa!r}")
         vf = self.validation_fraction
         if vf is not None and not 0 < vf < 1:
             raise ValueError(f"validation_fraction must be None or in (0, 1), got {vf!r}")
@@ -338,6 +342,10 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
             y_valid_scaled = ((y_valid - self.y_mean_) / self.y_std_).astype(np.float32)[:, None]
             valid_ds = self._dataset(valid_data, y_valid_scaled, np.arange(len(y_valid)))
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_estimators)
+        if not more and self.swa_start is not None and self.swa_start > self.max_epochs:
+            raise ValueError(
+                f"swa_start={self.swa_start} is beyond max_epochs={self.max_epochs}: no epoch would be averaged"
+            )
         if more:
             if len(self.nets_) != self.n_estimators:
                 raise ValueError(
@@ -384,6 +392,13 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
                 f"networks, so {names} must keep the values of the first fit; fit with warm_start=False "
                 "to train afresh"
             )
+        first = dict(net.callbacks_).get("weight_average")
+        if (None if first is None else first.start) != self.swa_start:
+            raise ValueError(
+                f"{type(self).__name__}: a warm start (warm_start=True or partial_fit) continues the fitted "
+                f"networks and their weight average, so swa_start must keep the value of the first fit "
+                f"({None if first is None else first.start}); fit with warm_start=False to train afresh"
+            )
         optimizer = {k: v for k, v in new.items() if k.startswith("optimizer__")}
         net.set_params(**{k: new[k] for k in loop - {"callbacks"}}, **optimizer)
 
@@ -399,7 +414,9 @@ class TorchRegressor(RegressorMixin, BaseEstimator):
     def _make_net(self, valid_ds, device: str) -> NeuralNet:
         module, module_kwargs = self._module()
         callbacks = self._user_callbacks()
-        if valid_ds is not None:
+        if self.swa_start is not None:  # all max_epochs run; a validation set is only scored
+            callbacks.append(("weight_average", WeightAverage(self.swa_start)))
+        elif valid_ds is not None:
             stop = EarlyStopping(patience=self.patience, threshold=0.0, load_best=True)
             callbacks.append(("early_stopping", stop))
         return self._net_class(

@@ -348,6 +348,12 @@ class CrabNetRegressor(TorchRegressor):
         gets an explicit ``X_valid, y_valid``.
     patience : int, default=30
         Epochs without a better validation loss before training stops.
+    swa_start : int or None, default=None
+        Stochastic weight averaging: the network ends with the mean of its parameters after
+        epochs ``swa_start``, ..., ``max_epochs`` (1-based) instead of the last epoch's. All
+        ``max_epochs`` then run: there is no early stopping (a validation set, if any, is only
+        scored each epoch in ``history_``; pass ``validation_fraction=None`` to train on all
+        samples). None: off.
     callbacks : list of skorch callbacks or (name, callback) tuples, optional
         Passed to every skorch network (each ensemble member gets its own copy), e.g. a
         learning-rate schedule ``[("lr", skorch.callbacks.LRScheduler("CosineAnnealingLR", T_max=300))]``.
@@ -419,6 +425,7 @@ class CrabNetRegressor(TorchRegressor):
         max_epochs=300,
         validation_fraction=None,
         patience=30,
+        swa_start=None,
         callbacks=None,
         n_estimators=1,
         device="cpu",
@@ -444,6 +451,7 @@ class CrabNetRegressor(TorchRegressor):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.swa_start = swa_start
         self.callbacks = callbacks
         self.n_estimators = n_estimators
         self.device = device

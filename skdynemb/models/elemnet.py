@@ -92,6 +92,12 @@ class ElemNetRegressor(TorchRegressor):
     patience : int, default=100
         Epochs without a better validation loss before training stops; the best epoch's
         weights are restored.
+    swa_start : int or None, default=None
+        Stochastic weight averaging: the network ends with the mean of its parameters after
+        epochs ``swa_start``, ..., ``max_epochs`` (1-based) instead of the last epoch's. All
+        ``max_epochs`` then run: there is no early stopping (a validation set, if any, is only
+        scored each epoch in ``history_``; pass ``validation_fraction=None`` to train on all
+        samples). None: off.
     callbacks : list of skorch callbacks or (name, callback) tuples, optional
         Passed to every skorch network (each ensemble member gets its own copy).
     n_estimators : int, default=1
@@ -136,6 +142,7 @@ class ElemNetRegressor(TorchRegressor):
         max_epochs=1000,
         validation_fraction=0.1,
         patience=100,
+        swa_start=None,
         callbacks=None,
         n_estimators=1,
         device="cpu",
@@ -152,6 +159,7 @@ class ElemNetRegressor(TorchRegressor):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.swa_start = swa_start
         self.callbacks = callbacks
         self.n_estimators = n_estimators
         self.device = device

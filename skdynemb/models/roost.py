@@ -232,6 +232,12 @@ class RoostRegressor(TorchRegressor):
         gets an explicit ``X_valid, y_valid``.
     patience : int, default=20
         Epochs without a better validation loss before training stops.
+    swa_start : int or None, default=None
+        Stochastic weight averaging: the network ends with the mean of its parameters after
+        epochs ``swa_start``, ..., ``max_epochs`` (1-based) instead of the last epoch's. All
+        ``max_epochs`` then run: there is no early stopping (a validation set, if any, is only
+        scored each epoch in ``history_``; pass ``validation_fraction=None`` to train on all
+        samples). None: off.
     callbacks : list of skorch callbacks or (name, callback) tuples, optional
         Passed to every skorch network (each ensemble member gets its own copy), e.g.
         ``[("lr", skorch.callbacks.LRScheduler("StepLR", step_size=50))]``; searchable with
@@ -295,6 +301,7 @@ class RoostRegressor(TorchRegressor):
         max_epochs=250,
         validation_fraction=None,
         patience=20,
+        swa_start=None,
         callbacks=None,
         n_estimators=1,
         device="cpu",
@@ -318,6 +325,7 @@ class RoostRegressor(TorchRegressor):
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.swa_start = swa_start
         self.callbacks = callbacks
         self.n_estimators = n_estimators
         self.device = device
