@@ -43,12 +43,26 @@ class WeightAverage(Callback):
         self.start = start
 
     def initialize(self):
-        """Forget any average (a fresh fit)."""
+        """Forget any average (a fresh fit).
+
+        Returns
+        -------
+        self : WeightAverage
+            This callback, reset.
+        """
         self.mean_, self.count_, self.last_ = None, 0, None
         return self
 
     def on_train_begin(self, net, **kwargs):
-        """Put the last trained weights back before training goes on."""
+        """Put the last trained weights back before training goes on.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The network being trained.
+        **kwargs : dict
+            skorch's other callback arguments (unused).
+        """
         if self.last_ is not None:
             with torch.no_grad():
                 for name, p in net.module_.named_parameters():
@@ -56,7 +70,15 @@ class WeightAverage(Callback):
             self.last_ = None
 
     def on_epoch_end(self, net, **kwargs):
-        """Add this epoch's parameters to the running mean (from epoch ``start`` on)."""
+        """Add this epoch's parameters to the running mean (from epoch ``start`` on).
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The network being trained.
+        **kwargs : dict
+            skorch's other callback arguments (unused).
+        """
         if len(net.history) < self.start:
             return
         self.count_ += 1
@@ -69,7 +91,15 @@ class WeightAverage(Callback):
                     self.mean_[name] += (p - self.mean_[name]) / self.count_
 
     def on_train_end(self, net, **kwargs):
-        """Keep the last weights aside and give the network the mean."""
+        """Keep the last weights aside and give the network the mean.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet
+            The network being trained.
+        **kwargs : dict
+            skorch's other callback arguments (unused).
+        """
         if not self.count_:
             return
         with torch.no_grad():
