@@ -130,3 +130,22 @@ def test_weights_given_by_path_enter_the_identity_by_content(tmp_path):
     expected = DynamicEmbeddingTransformer("alignn", weights=str(weights), progress=False).fit().backbone_.fingerprint()
     assert ledger.weights_hash(Settings(backbone="alignn", weights=str(weights), work=str(tmp_path))) == expected
     assert len(expected) == 64
+
+
+def test_weight_averaging_of_a_job_reaches_its_fit_and_its_identity(shared, tmp_path):
+    """A Roost job with ``swa_start`` in its params is trained with it and stored apart from the plain fit."""
+    from benchmarks.paper.data import load_property
+    from benchmarks.paper.settings import Settings
+
+    s = Settings(max_samples=60, epochs=3, seeds=(0,), work=str(tmp_path / "work"))
+    data = load_property("jarvis:formation_energy_peratom", s)
+    store = ledger.Ledger(tmp_path / "ledger")
+    plain = fits.job("roost", "static:megnet16", 0, s.roost_params())
+    last = fits.job("roost", "static:megnet16", 0, s.roost_params() | {"swa_start": 3})  # mean of one epoch
+    averaged = fits.job("roost", "static:megnet16", 0, s.roost_params() | {"swa_start": 1})
+    got = fits.run_fits(store, data, [plain, last, averaged], s, {})
+    assert len({json.dumps(got[j]["identity"], sort_keys=True) for j in (plain, last, averaged)}) == 3
+    assert got[last]["identity"]["params"]["swa_start"] == 3
+    # the mean of the last epoch alone is the plain fit; the mean of all three epochs is another network
+    assert got[last]["result"]["pred_test"] == got[plain]["result"]["pred_test"]
+    assert got[averaged]["result"]["pred_test"] != got[plain]["result"]["pred_test"]
