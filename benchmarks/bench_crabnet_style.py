@@ -1,4 +1,4 @@
-"""CrabNetRegressor (our CrabNet-style model) on JARVIS formation energy: mat2vec vs dynamic rows.
+"""CrabNetRegressor (our CrabNet-style model) on a Table 2 property (JARVIS formation energy by default).
 
     PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_crabnet_style.py
     PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_crabnet_style.py \
@@ -88,6 +88,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--inputs", nargs="+", default=["static:mat2vec", "dynamic:gcn4"],
                     help="harness input names (static:<table>, dynamic:<stage>); the first is the reference")
+    ap.add_argument("--prop", default=PROPERTY, help="the Table 2 property (its full-size split)")
+    ap.add_argument("--roost-inputs", nargs="+", default=["static:mat2vec", "dynamic:gcn4"],
+                    help="Roost rows shown beside (Table 2's fits, from the ledger)")
+    ap.add_argument("--ensemble-with", help="a Roost input of --roost-inputs: also score, per seed, the mean "
+                    "prediction of CrabNetRegressor on the first --inputs and Roost on this one")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=150, help="epoch limit (early stopping on the validation split)")
     ap.add_argument("--patience", type=int, default=20)
@@ -98,7 +103,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     settings = replace(Settings(**FULL_SIZE), n_jobs=args.n_jobs)
-    data = load_property(PROPERTY, settings)
+    data = load_property(args.prop, settings)
     ledger = Ledger(args.ledger)
     ledger.add_property(data, settings)
     params = {**PARAMS, "epochs": args.epochs, "early_stopping": "validation split", "patience": args.patience}
@@ -108,7 +113,7 @@ def main(argv=None) -> None:
     ours = {inputs: _results(ledger, data, MODEL, inputs, args.seeds, params, settings) for inputs in args.inputs}
     real = _results(ledger, data, "crabnet", "formula", args.seeds, crabnet_params(None), settings)
     roost = {inputs: _results(ledger, data, "roost", inputs, args.seeds, settings.roost_params(), settings)
-             for inputs in ("static:mat2vec", "dynamic:gcn4")}
+             for inputs in args.roost_inputs}
     write(args, argv, data, settings, params, ours, real, roost)
 
 
@@ -149,13 +154,13 @@ def write(args, argv, data, settings, params, ours, real, roost) -> None:
         cpu = "unknown"
     unit = data.spec.unit
     lines = [
-        f"# CrabNet-style model (CrabNetRegressor): mat2vec vs dynamic rows, JARVIS formation energy ({unit})",
+        f"# CrabNet-style model (CrabNetRegressor): {' vs '.join(args.inputs)}, {data.key} ({unit})",
         "",
         f"- **command**: `{command.strip()}`",
         f"- **machine**: {cpu}; {machine()}",
         f"- **git commit**: {git_rev()}{_dirty()}",
         f"- **seeds**: {seeds}",
-        f"- **data**: {PROPERTY}, {data.split_name}, every entry (full available size); train/val/test "
+        f"- **data**: {data.key}, {data.split_name}, every entry (full available size); train/val/test "
         f"{data.sizes()}; split digest {index_digest(data.split)} (the full-size Table 2 split); "
         f"mean-baseline test MAE {data.mean_baseline():.4f} {unit}",
         f"- **CrabNetRegressor settings**: {', '.join(f'{k}={v}' for k, v in params.items())}; "
@@ -176,8 +181,7 @@ def write(args, argv, data, settings, params, ours, real, roost) -> None:
         if row:
             lines.append(row)
     for name, inputs, res in [("CrabNet 2.0.8 (real)", "formula", real),
-                              ("Roost", "static:mat2vec", roost["static:mat2vec"]),
-                              ("Roost", "dynamic:gcn4", roost["dynamic:gcn4"])]:
+                              *[("Roost", inputs, res) for inputs, res in roost.items()]]:
         row = _row(name, inputs, res, seeds, extra=False)
         if row:
             lines.append(row)
@@ -197,9 +201,31 @@ def write(args, argv, data, settings, params, ours, real, roost) -> None:
             lines.append(f"- CrabNetRegressor + `{inputs}` vs + `{ref_inputs}`: {m_d:.4f} vs {m_r:.4f} {unit} "
                          f"({100 * (m_d - m_r) / m_r:+.1f} %), **{verdict(dyn, ref)}** by Table 2's rule (a win/loss "
                          "only when the difference exceeds both the sum of the seed stds and 5 % of the reference).")
+    if args.ensemble_with:
+        lines += _ensemble_lines(args, data, ours[ref_inputs], roost[args.ensemble_with], real)
     lines.append("")
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _ensemble_lines(args, data, crab: dict, roost: dict, real: dict) -> list[str]:
+    """Verdict lines of the per-seed mean of CrabNetRegressor (first ``--inputs``) and Roost (``--ensemble-with``)."""
+    seeds = [s for s in args.seeds if s in crab and s in roost]
+    if not seeds:
+        return [f"- ensemble with Roost `{args.ensemble_with}`: no seed has both fits in the ledger."]
+    y_test = data.y[data.split[2]]
+    ens = [float(np.mean(np.abs((np.asarray(crab[s]["pred_test"]) + np.asarray(roost[s]["pred_test"])) / 2
+                                - y_test))) for s in seeds]
+    unit = data.spec.unit
+    out = [f"- per seed, the mean of CrabNetRegressor + `{args.inputs[0]}` and Roost + `{args.ensemble_with}` "
+           f"(seeds {seeds}): **{fmt(*seed_stats(ens))} {unit}** ({' / '.join(f'{v:.4f}' for v in ens)})."]
+    for name, res in [("the real CrabNet 2.0.8", real), (f"Roost + `{args.ensemble_with}`", roost),
+                      (f"CrabNetRegressor + `{args.inputs[0]}`", crab)]:
+        ref = [res[s]["test_mae"] for s in seeds if s in res]
+        if len(ref) == len(seeds):
+            out.append(f"  - vs {name}: {np.mean(ens):.4f} vs {np.mean(ref):.4f} {unit} "
+                       f"({100 * (np.mean(ens) - np.mean(ref)) / np.mean(ref):+.1f} %), **{verdict(ens, ref)}**.")
+    return out
 
 
 if __name__ == "__main__":
