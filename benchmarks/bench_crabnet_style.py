@@ -70,7 +70,7 @@ def crabnet_style_fit(model: str, X, y, split, seed: int, params: dict) -> dict:
     p_te = np.asarray(est.predict(X[te]), dtype=float)
     p_va = np.asarray(est.predict(X[va]), dtype=float)
     return {"val_mae": float(np.mean(np.abs(p_va - y[va]))), "test_mae": float(np.mean(np.abs(p_te - y[te]))),
-            "pred_test": [float(v) for v in p_te], "fit_s": fit_s,
+            "pred_test": [float(v) for v in p_te], "pred_val": [float(v) for v in p_va], "fit_s": fit_s,
             "epoch_s": float(np.median([row["dur"] for row in history])), "epochs_run": len(history),
             "best_epoch": int(np.argmin(history[:, "valid_loss"])) + 1}
 
