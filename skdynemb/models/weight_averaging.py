@@ -64,9 +64,7 @@ class WeightAverage(Callback):
             skorch's other callback arguments (unused).
         """
         if self.last_ is not None:
-            with torch.no_grad():
-                for name, p in net.module_.named_parameters():
-                    p.copy_(self.last_[name])
+            _assign(net.module_, self.last_)
             self.last_ = None
 
     def on_epoch_end(self, net, **kwargs):
@@ -102,7 +100,12 @@ class WeightAverage(Callback):
         """
         if not self.count_:
             return
-        with torch.no_grad():
-            self.last_ = {name: p.detach().clone() for name, p in net.module_.named_parameters()}
-            for name, p in net.module_.named_parameters():
-                p.copy_(self.mean_[name].to(p.dtype))
+        self.last_ = {name: p.detach().clone() for name, p in net.module_.named_parameters()}
+        _assign(net.module_, self.mean_)
+
+
+def _assign(module: torch.nn.Module, values: dict) -> None:
+    """Copy ``values`` (name -> tensor, any float dtype) into ``module``'s parameters, in their dtype."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(values[name])

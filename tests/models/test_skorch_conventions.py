@@ -3,10 +3,14 @@
 ``warm_start`` and ``partial_fit``: training continues from the fitted networks, their state and
 history carry on, and inputs or settings the networks cannot continue with are refused. And a
 prediction does not depend on the other samples of its batch (scikit-learn's subset invariance).
+``swa_start`` (stochastic weight averaging): the averaged network is checked against the mean of
+weights recorded here epoch by epoch, independently of the averaging code.
 """
 
 import numpy as np
 import pytest
+import torch
+from skorch.callbacks import Callback
 
 from skdynemb import CrabNetRegressor, ElemNetRegressor, RoostRegressor, StaticEmbeddingTransformer
 
@@ -36,7 +40,7 @@ def _inputs(kind, mp):
 def _model(kind, **kw):
     cls, params = {"roost": (RoostRegressor, ROOST), "elemnet": (ElemNetRegressor, ELEMNET),
                    "crabnet": (CrabNetRegressor, CRABNET)}[kind]
-    return cls(**params, max_epochs=EPOCHS, **kw)
+    return cls(**{**params, "max_epochs": EPOCHS, **kw})
 
 
 def _train_mae(model, X, y):
@@ -147,3 +151,105 @@ def test_standardize_is_the_deprecated_name_of_scale_features(kind, mp):
         _model(kind, scale_features=False, standardize=True).set_params(max_epochs=1).fit(X, y)
     scaled = _model(kind).set_params(max_epochs=1).fit(X, y)
     assert not np.allclose(scaled.x_scale_, 1.0)
+
+
+# --- swa_start: stochastic weight averaging ---
+
+
+class Recorder(Callback):
+    """Copies of the parameters after every epoch (``epochs``) and at the first batch of every
+    training call (``starts``: the weights training actually resumes from)."""
+
+    def initialize(self):
+        self.epochs, self.starts, self._new_call = [], [], False
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self._new_call = True
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        if training and self._new_call:
+            self.starts.append(_params(net))
+            self._new_call = False
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs.append(_params(net))
+
+
+def _params(net) -> dict:
+    return {k: p.detach().clone() for k, p in net.module_.named_parameters()}
+
+
+def _mean(snapshots) -> dict:
+    return {k: torch.stack([s[k].double() for s in snapshots]).mean(0) for k in snapshots[0]}
+
+
+@pytest.mark.parametrize("kind", ["roost", "elemnet", "crabnet"])
+def test_the_network_ends_with_the_mean_of_the_weights_from_swa_start_on(kind, mp):
+    X, y = _inputs(kind, mp), mp[2]
+    model = _model(kind, max_epochs=6, swa_start=3, callbacks=[("rec", Recorder())]).fit(X, y)
+    net = model.nets_[0]
+    rec = dict(net.callbacks_)["rec"]
+    assert len(rec.epochs) == 6
+    expected = _mean(rec.epochs[2:])  # epochs 3..6, 1-based
+    for name, p in net.module_.named_parameters():
+        torch.testing.assert_close(p.double(), expected[name], rtol=0, atol=1e-6)
+    # the mean is a different network from the last epoch's, and it predicts (finite eV/atom)
+    last = rec.epochs[-1]
+    assert max(float((p.detach() - last[k]).abs().max()) for k, p in net.module_.named_parameters()) > 1e-4
+    assert np.isfinite(model.predict(X)).all()
+
+
+def test_averaging_does_not_change_the_training_it_averages(mp):
+    # the mean of the last epoch alone is the last epoch: bitwise the plain fit, same seed
+    X, y = mp[1], mp[2]
+    plain = _model("roost", max_epochs=4).fit(X, y)
+    averaged = _model("roost", max_epochs=4, swa_start=4).fit(X, y)
+    np.testing.assert_array_equal(averaged.predict(X), plain.predict(X))
+    # and from epoch 2 on it differs from the plain fit (a real average)
+    assert np.abs(_model("roost", max_epochs=4, swa_start=2).fit(X, y).predict(X) - plain.predict(X)).max() > 1e-4
+
+
+def test_no_early_stopping_with_averaging_the_validation_set_is_only_scored(mp):
+    X, y = mp[1], mp[2]
+    # patience 1 at a learning rate this high stops a plain fit within a few epochs
+    stopped = _model("roost", max_epochs=30, patience=1, lr=0.05).fit(X[:90], y[:90], X_valid=X[90:],
+                                                                      y_valid=y[90:])
+    assert len(stopped.history_[0]) < 30
+    model = _model("roost", max_epochs=30, patience=1, lr=0.05, swa_start=20).fit(X[:90], y[:90], X_valid=X[90:],
+                                                                                  y_valid=y[90:])
+    history = model.history_[0]
+    assert len(history) == 30 and np.isfinite(history[:, "valid_loss"]).all()
+    assert "early_stopping" not in dict(model.nets_[0].callbacks_)
+
+
+def test_a_continued_training_resumes_from_the_last_weights_and_extends_the_average(mp):
+    X, y = mp[1], mp[2]
+    model = _model("roost", max_epochs=4, swa_start=3, callbacks=[("rec", Recorder())]).fit(X, y)
+    net = model.nets_[0]
+    rec = dict(net.callbacks_)["rec"]
+    last_of_first_call = rec.epochs[-1]
+    model.set_params(max_epochs=3).partial_fit(X, y)
+    assert len(rec.epochs) == 7 and len(rec.starts) == 2
+    for name, p in rec.starts[1].items():  # not the mean the network held between the calls
+        torch.testing.assert_close(p, last_of_first_call[name], rtol=0, atol=0)
+    expected = _mean(rec.epochs[2:])  # epochs 3..7 over both calls
+    for name, p in net.module_.named_parameters():
+        torch.testing.assert_close(p.double(), expected[name], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
+def test_swa_start_must_be_an_epoch(bad, mp):
+    with pytest.raises(ValueError, match="swa_start must be None or a positive integer"):
+        _model("roost", max_epochs=3, swa_start=bad).fit(mp[1], mp[2])
+
+
+def test_swa_start_beyond_the_epochs_and_a_changed_swa_start_on_warm_start_are_refused(mp):
+    X, y = mp[1], mp[2]
+    with pytest.raises(ValueError, match="swa_start=5 is beyond max_epochs=4"):
+        _model("roost", max_epochs=4, swa_start=5).fit(X, y)
+    model = _model("roost", max_epochs=2, swa_start=2, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match=r"swa_start must keep the value of the first fit \(2\)"):
+        model.set_params(swa_start=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"swa_start must keep the value of the first fit \(None\)"):
+        _model("roost", max_epochs=2).fit(X, y).set_params(swa_start=1).partial_fit(X, y)
